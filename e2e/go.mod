@@ -1,0 +1,3 @@
+module notify/e2e
+
+go 1.26.8

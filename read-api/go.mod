@@ -1,0 +1,3 @@
+module notify/read-api
+
+go 1.26.8

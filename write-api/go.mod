@@ -1,0 +1,3 @@
+module notify/write-api
+
+go 1.26.8
