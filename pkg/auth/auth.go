@@ -1,0 +1,173 @@
+// Package auth verifies Notify's JWTs: algorithm pinned by the configured
+// key, exp required, nbf/iat with leeway, audience and issuer checked.
+package auth
+
+import (
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// Leeway is the clock skew allowed on nbf, iat and exp.
+const Leeway = 5 * time.Second
+
+// Scopes a publisher token may carry.
+const (
+	ScopePublish   = "notifications:publish"
+	ScopeBroadcast = "notifications:broadcast"
+)
+
+// MinSecretBytes is the shortest HS256 secret the services accept.
+const MinSecretBytes = 32
+
+var (
+	// ErrUnauthenticated is wrapped by every token failure (HTTP 401).
+	ErrUnauthenticated = errors.New("unauthenticated")
+	// ErrConfig is wrapped by key configuration errors found at start.
+	ErrConfig = errors.New("auth configuration")
+)
+
+// Config selects the verification key; exactly one of HS256Secret and
+// PublicKeyFile must be set.
+type Config struct {
+	HS256Secret   string
+	PublicKeyFile string
+	Audience      string
+	Issuer        string
+}
+
+// Claims are the registered claims plus Notify's own.
+type Claims struct {
+	jwt.RegisteredClaims
+	Topics []string `json:"topics,omitempty"`
+	Scope  string   `json:"scope,omitempty"`
+}
+
+// HasScope reports whether the space-separated scope claim includes s.
+func (c *Claims) HasScope(s string) bool {
+	return slices.Contains(strings.Fields(c.Scope), s)
+}
+
+// Verifier checks tokens against the configured key set.
+type Verifier struct {
+	keys    jwt.VerificationKeySet
+	methods []string
+	parser  *jwt.Parser
+}
+
+// NewVerifier loads the key and fails on any configuration mistake, so a
+// bad key is found at start and never on a request.
+func NewVerifier(cfg Config) (*Verifier, error) {
+	v := &Verifier{}
+	switch {
+	case cfg.HS256Secret != "" && cfg.PublicKeyFile != "":
+		return nil, fmt.Errorf("%w: set only one of JWT_HS256_SECRET and JWT_PUBLIC_KEY_FILE", ErrConfig)
+	case cfg.HS256Secret != "":
+		if len(cfg.HS256Secret) < MinSecretBytes {
+			return nil, fmt.Errorf("%w: JWT_HS256_SECRET must be at least %d bytes", ErrConfig, MinSecretBytes)
+		}
+		v.keys.Keys = []jwt.VerificationKey{[]byte(cfg.HS256Secret)}
+		v.methods = []string{jwt.SigningMethodHS256.Alg()}
+	case cfg.PublicKeyFile != "":
+		if err := v.loadPEM(cfg.PublicKeyFile); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, fmt.Errorf("%w: set one of JWT_HS256_SECRET and JWT_PUBLIC_KEY_FILE", ErrConfig)
+	}
+	if cfg.Audience == "" {
+		return nil, fmt.Errorf("%w: JWT_AUDIENCE must not be empty", ErrConfig)
+	}
+	opts := []jwt.ParserOption{
+		jwt.WithValidMethods(v.methods),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithLeeway(Leeway),
+		jwt.WithAudience(cfg.Audience),
+	}
+	if cfg.Issuer != "" {
+		opts = append(opts, jwt.WithIssuer(cfg.Issuer))
+	}
+	v.parser = jwt.NewParser(opts...)
+	return v, nil
+}
+
+// Verify parses and validates a token.
+func (v *Verifier) Verify(token Token) (*Claims, error) {
+	claims := &Claims{}
+	_, err := v.parser.ParseWithClaims(string(token), claims, func(*jwt.Token) (any, error) { return v.keys, nil })
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUnauthenticated, err)
+	}
+	if claims.ExpiresAt == nil {
+		return nil, fmt.Errorf("%w: exp is required", ErrUnauthenticated)
+	}
+	return claims, nil
+}
+
+// loadPEM reads one or more public keys; several blocks form a key set so
+// keys can be rotated with both accepted meanwhile. All keys must be of one
+// family, which pins the accepted algorithms.
+func (v *Verifier) loadPEM(path string) error {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("%w: read JWT_PUBLIC_KEY_FILE: %w", ErrConfig, err)
+	}
+	var family string
+	for rest := raw; ; {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			break
+		}
+		pub, err := x509.ParsePKIXPublicKey(block.Bytes)
+		if err != nil {
+			return fmt.Errorf("%w: JWT_PUBLIC_KEY_FILE: %w", ErrConfig, err)
+		}
+		f, methods, err := methodsFor(pub)
+		if err != nil {
+			return err
+		}
+		if family != "" && f != family {
+			return fmt.Errorf("%w: JWT_PUBLIC_KEY_FILE mixes %s and %s keys", ErrConfig, family, f)
+		}
+		family = f
+		v.methods = methods
+		v.keys.Keys = append(v.keys.Keys, pub)
+	}
+	if len(v.keys.Keys) == 0 {
+		return fmt.Errorf("%w: JWT_PUBLIC_KEY_FILE holds no PEM public key", ErrConfig)
+	}
+	return nil
+}
+
+func methodsFor(pub any) (family string, methods []string, err error) {
+	switch k := pub.(type) {
+	case *rsa.PublicKey:
+		return "RSA", []string{jwt.SigningMethodRS256.Alg()}, nil
+	case *ecdsa.PublicKey:
+		switch k.Curve {
+		case elliptic.P256():
+			return "EC P-256", []string{jwt.SigningMethodES256.Alg()}, nil
+		case elliptic.P384():
+			return "EC P-384", []string{jwt.SigningMethodES384.Alg()}, nil
+		case elliptic.P521():
+			return "EC P-521", []string{jwt.SigningMethodES512.Alg()}, nil
+		}
+		return "", nil, fmt.Errorf("%w: unsupported ECDSA curve", ErrConfig)
+	case ed25519.PublicKey:
+		return "Ed25519", []string{jwt.SigningMethodEdDSA.Alg()}, nil
+	}
+	return "", nil, fmt.Errorf("%w: unsupported public key type %T", ErrConfig, pub)
+}

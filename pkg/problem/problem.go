@@ -1,0 +1,113 @@
+// Package problem turns errors into RFC 9457 problem+json responses. It is
+// the one table from error code to HTTP status; internal errors are logged
+// by the caller and shown to clients only as a generic 500.
+package problem
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// Code classifies an error a client can act on.
+type Code string
+
+// Codes, one per kind of problem a client sees.
+const (
+	Invalid             Code = "invalid-request"
+	Unauthenticated     Code = "unauthenticated"
+	Forbidden           Code = "forbidden"
+	TooLarge            Code = "too-large"
+	UnsupportedMedia    Code = "unsupported-media-type"
+	IdempotencyMismatch Code = "idempotency-key-reused"
+	Conflict            Code = "conflict"
+	TooManyRequests     Code = "too-many-requests"
+	Unavailable         Code = "unavailable"
+	NotFound            Code = "not-found"
+	Internal            Code = "internal"
+)
+
+var table = map[Code]struct {
+	status int
+	title  string
+}{
+	Invalid:             {http.StatusBadRequest, "Invalid request"},
+	Unauthenticated:     {http.StatusUnauthorized, "Missing or invalid token"},
+	Forbidden:           {http.StatusForbidden, "Not allowed by the token"},
+	TooLarge:            {http.StatusRequestEntityTooLarge, "Content too large"},
+	UnsupportedMedia:    {http.StatusUnsupportedMediaType, "Content-Type must be application/json"},
+	IdempotencyMismatch: {http.StatusUnprocessableEntity, "Idempotency key reused with a different request"},
+	Conflict:            {http.StatusConflict, "Conflicting request in progress"},
+	TooManyRequests:     {http.StatusTooManyRequests, "Too many requests"},
+	Unavailable:         {http.StatusServiceUnavailable, "Service unavailable"},
+	NotFound:            {http.StatusNotFound, "Not found"},
+	Internal:            {http.StatusInternalServerError, "Internal error"},
+}
+
+// Error is an error with a client-facing code and detail.
+type Error struct {
+	Code       Code
+	Detail     string
+	Index      *int          // batch item the problem is about
+	RetryAfter time.Duration // sent as Retry-After when set
+	Err        error         // cause, for logs only
+}
+
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("%s: %s: %v", e.Code, e.Detail, e.Err)
+	}
+	return fmt.Sprintf("%s: %s", e.Code, e.Detail)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Status is the HTTP status of the code.
+func (e *Error) Status() int { return table[e.Code].status }
+
+// New returns an Error with a formatted detail.
+func New(code Code, format string, args ...any) *Error {
+	return &Error{Code: code, Detail: fmt.Sprintf(format, args...)}
+}
+
+// Wrap returns an Error whose detail is the client-safe text and whose
+// cause is kept for logs.
+func Wrap(code Code, err error, detail string) *Error {
+	return &Error{Code: code, Detail: detail, Err: err}
+}
+
+// Body is the problem+json document.
+type Body struct {
+	Type   string `json:"type"`
+	Title  string `json:"title"`
+	Status int    `json:"status"`
+	Detail string `json:"detail,omitempty"`
+	Index  *int   `json:"index,omitempty"`
+}
+
+// Write sends err as problem+json and returns the status sent. Errors that
+// are not *Error become a 500 with no detail: their text is internal.
+func Write(w http.ResponseWriter, err error) int {
+	var pe *Error
+	if !errors.As(err, &pe) {
+		pe = &Error{Code: Internal}
+	}
+	entry, ok := table[pe.Code]
+	if !ok {
+		entry = table[Internal]
+	}
+	if pe.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int((pe.RetryAfter+time.Second-1)/time.Second)))
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(entry.status)
+	_ = json.NewEncoder(w).Encode(Body{
+		Type: "urn:notify:problem:" + string(pe.Code), Title: entry.title, Status: entry.status,
+		Detail: pe.Detail, Index: pe.Index,
+	})
+	return entry.status
+}

@@ -1,0 +1,115 @@
+package redisbus
+
+import (
+	"context"
+	_ "embed"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"notify/pkg/notification"
+)
+
+//go:embed publish.lua
+var publishLua string
+
+var publishScript = redis.NewScript(publishLua)
+
+// Item is one event to publish on one topic.
+type Item struct {
+	Topic string
+	Body  string // notification.EncodeBody(type, envelope)
+}
+
+// Publisher runs the publish script.
+type Publisher struct {
+	client     redis.UniversalClient
+	keys       Keys
+	maxLen     string
+	ttlMillis  string
+	publishCmd string
+}
+
+// PublisherConfig sizes the history.
+type PublisherConfig struct {
+	HistoryMaxLen int64
+	HistoryTTL    time.Duration
+	Sharded       bool // Redis Cluster: SPUBLISH on the topic's shard
+}
+
+// NewPublisher wraps a client; the script is loaded lazily and reloaded
+// whenever Redis answers NOSCRIPT (restart, failover).
+func NewPublisher(client redis.UniversalClient, keys Keys, cfg PublisherConfig) *Publisher {
+	cmd := "PUBLISH"
+	if cfg.Sharded {
+		cmd = "SPUBLISH"
+	}
+	return &Publisher{
+		client:     client,
+		keys:       keys,
+		maxLen:     strconv.FormatInt(cfg.HistoryMaxLen, 10),
+		ttlMillis:  strconv.FormatInt(cfg.HistoryTTL.Milliseconds(), 10),
+		publishCmd: cmd,
+	}
+}
+
+// Publish stores and publishes every item in one pipelined round trip and
+// returns each item's position. It succeeds only when all items did: on
+// error some items may have been published, so callers retry with the same
+// notification ids (subscribers can deduplicate by id).
+func (p *Publisher) Publish(ctx context.Context, items []Item) ([]notification.Position, error) {
+	cmds := make([]*redis.Cmd, len(items))
+	pending := make([]int, len(items))
+	for i := range pending {
+		pending[i] = i
+	}
+	// At most two rounds: the second only for items that met NOSCRIPT (a
+	// restarted or failed-over Redis), which did not run and are safe to send again.
+	for round := 0; len(pending) > 0; round++ {
+		p.run(ctx, items, pending, cmds)
+		var again []int
+		for _, i := range pending {
+			if isNoScript(cmds[i].Err()) && round == 0 {
+				again = append(again, i)
+			}
+		}
+		if len(again) > 0 {
+			if err := publishScript.Load(ctx, p.client).Err(); err != nil {
+				return nil, fmt.Errorf("redisbus: load publish script: %w", err)
+			}
+		}
+		pending = again
+	}
+	out := make([]notification.Position, len(cmds))
+	for i, c := range cmds {
+		res, err := c.StringSlice()
+		if err != nil {
+			return nil, fmt.Errorf("redisbus: publish %s: %w", items[i].Topic, err)
+		}
+		if len(res) != 2 {
+			return nil, fmt.Errorf("redisbus: publish %s: %w: reply %q", items[i].Topic, notification.ErrBadMessage, res)
+		}
+		if out[i], err = notification.ParsePosition(res[0], res[1]); err != nil {
+			return nil, fmt.Errorf("redisbus: publish %s: %w", items[i].Topic, err)
+		}
+	}
+	return out, nil
+}
+
+// run pipelines the script for items[idx...]; errors stay on each command.
+func (p *Publisher) run(ctx context.Context, items []Item, idx []int, cmds []*redis.Cmd) {
+	pipe := p.client.Pipeline()
+	for _, i := range idx {
+		it := items[i]
+		keys := []string{p.keys.Meta(it.Topic), p.keys.History(it.Topic)}
+		cmds[i] = publishScript.EvalSha(ctx, pipe, keys, p.keys.Channel(it.Topic), it.Body, p.maxLen, p.ttlMillis, p.publishCmd)
+	}
+	_, _ = pipe.Exec(ctx) // per-command errors are read by the caller
+}
+
+func isNoScript(err error) bool {
+	return err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT")
+}

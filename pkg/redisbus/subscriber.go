@@ -1,0 +1,212 @@
+package redisbus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/cenkalti/backoff/v5"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+
+	"notify/pkg/notification"
+)
+
+// Handler receives what the subscriber reads. Its methods run on the
+// subscriber's read loop and must not block.
+type Handler interface {
+	// Deliver is called for every message, in channel order.
+	Deliver(notification.Message)
+	// Resubscribed is called after the connection to Redis was lost and the
+	// topic was subscribed again: messages published meanwhile were missed
+	// and must be read from history.
+	Resubscribed(topic string)
+}
+
+// Subscriber holds one pub/sub connection subscribed to exactly the
+// topics the hub asks for. go-redis reconnects and resubscribes on its
+// own; the subscriber notices that and tells the handler.
+type Subscriber struct {
+	keys    Keys
+	log     *zap.Logger
+	handler Handler
+	sharded bool
+	ps      *redis.PubSub
+
+	mu      sync.Mutex
+	waiters map[string][]chan struct{} // channel → Subscribe calls awaiting confirmation
+}
+
+// NewSubscriber creates an idle subscriber; call Run to read.
+func NewSubscriber(client redis.UniversalClient, keys Keys, sharded bool, h Handler, log *zap.Logger) *Subscriber {
+	ctx := context.Background()
+	var ps *redis.PubSub
+	if sharded {
+		ps = client.SSubscribe(ctx)
+	} else {
+		ps = client.Subscribe(ctx)
+	}
+	return &Subscriber{keys: keys, log: log, handler: h, sharded: sharded, ps: ps, waiters: map[string][]chan struct{}{}}
+}
+
+// ErrSubscribe is wrapped when Redis did not confirm a subscription.
+var ErrSubscribe = errors.New("subscribe not confirmed")
+
+// Pending is a subscription sent to Redis and not yet confirmed.
+type Pending struct {
+	s        *Subscriber
+	channels []string
+	waits    []chan struct{}
+}
+
+// Subscribe sends SUBSCRIBE for topics and returns at once; Wait on the
+// result to know when Redis has confirmed. Sending and waiting are apart so
+// callers can order their SUBSCRIBE and UNSUBSCRIBE writes under their own
+// lock without holding it for a round trip.
+func (s *Subscriber) Subscribe(ctx context.Context, topics ...string) (*Pending, error) {
+	p := &Pending{s: s, channels: make([]string, len(topics)), waits: make([]chan struct{}, len(topics))}
+	s.mu.Lock()
+	for i, t := range topics {
+		p.channels[i] = s.keys.Channel(t)
+		p.waits[i] = make(chan struct{})
+		s.waiters[p.channels[i]] = append(s.waiters[p.channels[i]], p.waits[i])
+	}
+	s.mu.Unlock()
+
+	var err error
+	if s.sharded {
+		err = s.ps.SSubscribe(ctx, p.channels...)
+	} else {
+		err = s.ps.Subscribe(ctx, p.channels...)
+	}
+	if err != nil {
+		s.dropWaiters(p.channels, p.waits)
+		return nil, fmt.Errorf("redisbus: subscribe %d topics: %w", len(topics), err)
+	}
+	return p, nil
+}
+
+// Wait returns once Redis has confirmed every topic: from then on every
+// publish to them is delivered.
+func (p *Pending) Wait(ctx context.Context) error {
+	for _, w := range p.waits {
+		select {
+		case <-w:
+		case <-ctx.Done():
+			p.s.dropWaiters(p.channels, p.waits)
+			return fmt.Errorf("redisbus: %w: %w", ErrSubscribe, ctx.Err())
+		}
+	}
+	return nil
+}
+
+// Unsubscribe stops receiving topics. go-redis forgets them even when the
+// write fails, so a later reconnect does not subscribe them again.
+func (s *Subscriber) Unsubscribe(ctx context.Context, topics ...string) error {
+	if len(topics) == 0 {
+		return nil
+	}
+	channels := make([]string, len(topics))
+	for i, t := range topics {
+		channels[i] = s.keys.Channel(t)
+	}
+	var err error
+	if s.sharded {
+		err = s.ps.SUnsubscribe(ctx, channels...)
+	} else {
+		err = s.ps.Unsubscribe(ctx, channels...)
+	}
+	if err != nil {
+		return fmt.Errorf("redisbus: unsubscribe %d topics: %w", len(topics), err)
+	}
+	return nil
+}
+
+// Run reads until ctx ends. Read errors (Redis gone) are retried with
+// jittered backoff; go-redis reconnects and resubscribes on the next read.
+func (s *Subscriber) Run(ctx context.Context) error {
+	bo := backoff.NewExponentialBackOff()
+	bo.InitialInterval, bo.MaxInterval = 50*time.Millisecond, 2*time.Second
+	for {
+		msg, err := s.ps.Receive(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			s.log.Warn("redis pub/sub read failed; reconnecting", zap.Error(err))
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(bo.NextBackOff()):
+			}
+			continue
+		}
+		bo.Reset()
+		switch m := msg.(type) {
+		case *redis.Message:
+			s.deliver(m)
+		case *redis.Subscription:
+			if m.Kind != "subscribe" && m.Kind != "ssubscribe" {
+				continue
+			}
+			if !s.confirm(m.Channel) {
+				if t, ok := s.keys.TopicOf(m.Channel); ok {
+					s.handler.Resubscribed(t)
+				}
+			}
+		}
+	}
+}
+
+// Close releases the pub/sub connection.
+func (s *Subscriber) Close() error { return s.ps.Close() }
+
+func (s *Subscriber) deliver(m *redis.Message) {
+	topic, ok := s.keys.TopicOf(m.Channel)
+	if !ok {
+		return
+	}
+	msg, err := notification.DecodePublished(topic, m.Payload)
+	if err != nil {
+		s.log.Error("dropping malformed message", zap.String("topic", topic), zap.Error(err))
+		return
+	}
+	s.handler.Deliver(msg)
+}
+
+// confirm wakes the Subscribe calls waiting for channel; false means nobody
+// waited, i.e. go-redis subscribed it again after a reconnect.
+func (s *Subscriber) confirm(channel string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ws, ok := s.waiters[channel]
+	if !ok {
+		return false
+	}
+	delete(s.waiters, channel)
+	for _, w := range ws {
+		close(w)
+	}
+	return true
+}
+
+func (s *Subscriber) dropWaiters(channels []string, waits []chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, ch := range channels {
+		ws := s.waiters[ch]
+		for j, w := range ws {
+			if w == waits[i] {
+				ws = append(ws[:j], ws[j+1:]...)
+				break
+			}
+		}
+		if len(ws) == 0 {
+			delete(s.waiters, ch)
+		} else {
+			s.waiters[ch] = ws
+		}
+	}
+}

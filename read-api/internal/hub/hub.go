@@ -1,0 +1,298 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"notify/pkg/notification"
+	"notify/pkg/redisbus"
+)
+
+// Bus is the Redis side of the hub; redisbus.Subscriber implements it.
+type Bus interface {
+	Subscribe(ctx context.Context, topics ...string) (*redisbus.Pending, error)
+	Unsubscribe(ctx context.Context, topics ...string) error
+}
+
+var (
+	_ Bus               = (*redisbus.Subscriber)(nil)
+	_ redisbus.Handler = (*Hub)(nil)
+)
+
+const shardCount = 64
+
+// UnsubscribeAfter is how long a topic without streams stays subscribed,
+// so a reconnecting client does not cause an UNSUBSCRIBE/SUBSCRIBE pair.
+// With the janitor's tick the pod lets go within 5 s as promised.
+const UnsubscribeAfter = 2 * time.Second
+
+const janitorTick = time.Second
+
+// ErrClosed is returned by Join after the hub stopped.
+var ErrClosed = errors.New("hub closed")
+
+// Hub is the pod's registry of topic → streams.
+type Hub struct {
+	bus    Bus
+	log    *zap.Logger
+	seed   maphash.Seed
+	shards [shardCount]shard
+
+	// subMu orders SUBSCRIBE and UNSUBSCRIBE writes with the registry
+	// changes that cause them; it is never held across a round trip.
+	subMu      sync.Mutex
+	subscribed atomic.Int64 // topics held in Redis
+}
+
+type shard struct {
+	mu     sync.RWMutex
+	topics map[string]*entry
+}
+
+type entry struct {
+	members   map[Member]struct{}
+	ready     chan struct{} // closed once the subscription is confirmed or failed
+	err       error         // set before ready is closed
+	idleSince time.Time     // when the last member left; zero while it has members
+}
+
+// New returns a hub that subscribes through bus.
+func New(bus Bus, log *zap.Logger) *Hub {
+	h := &Hub{bus: bus, log: log, seed: maphash.MakeSeed()}
+	for i := range h.shards {
+		h.shards[i].topics = map[string]*entry{}
+	}
+	return h
+}
+
+func (h *Hub) shard(topic string) *shard {
+	return &h.shards[maphash.String(h.seed, topic)%shardCount]
+}
+
+// Join registers m for topics and returns once every topic is subscribed
+// in Redis, so the caller may tell its client that the stream is live. On
+// error m is registered for none of them.
+func (h *Hub) Join(ctx context.Context, m Member, topics []string) error {
+	var created []string
+	var createdEntries []*entry
+	entries := make([]*entry, len(topics))
+	for i, t := range topics {
+		s := h.shard(t)
+		s.mu.Lock()
+		e := s.topics[t]
+		if e == nil {
+			e = &entry{members: map[Member]struct{}{}, ready: make(chan struct{})}
+			s.topics[t] = e
+			created = append(created, t)
+			createdEntries = append(createdEntries, e)
+		}
+		e.members[m] = struct{}{}
+		e.idleSince = time.Time{}
+		s.mu.Unlock()
+		entries[i] = e
+	}
+	if len(created) > 0 {
+		h.subscribe(ctx, created, createdEntries)
+	}
+	for i, e := range entries {
+		select {
+		case <-e.ready:
+		case <-ctx.Done():
+			h.Leave(m, topics)
+			return fmt.Errorf("hub: join %s: %w", topics[i], ctx.Err())
+		}
+		if e.err != nil {
+			h.Leave(m, topics)
+			return fmt.Errorf("hub: join %s: %w", topics[i], e.err)
+		}
+	}
+	return nil
+}
+
+// subscribe sends SUBSCRIBE for new entries and settles them when Redis
+// answers. Failed entries are removed, so the next Join tries again.
+func (h *Hub) subscribe(ctx context.Context, topics []string, entries []*entry) {
+	h.subMu.Lock()
+	// An entry whose members all left before we got here may already have
+	// been removed by the janitor: subscribing it would leak.
+	live := topics[:0:0]
+	liveEntries := entries[:0:0]
+	for i, t := range topics {
+		s := h.shard(t)
+		s.mu.RLock()
+		if s.topics[t] == entries[i] {
+			live = append(live, t)
+			liveEntries = append(liveEntries, entries[i])
+		}
+		s.mu.RUnlock()
+	}
+	var pending *redisbus.Pending
+	var err error
+	if len(live) > 0 {
+		pending, err = h.bus.Subscribe(ctx, live...)
+	}
+	h.subMu.Unlock()
+	if err == nil && pending != nil {
+		err = pending.Wait(ctx)
+	}
+	if err != nil {
+		h.fail(live, liveEntries, err)
+	} else {
+		h.subscribed.Add(int64(len(live)))
+	}
+	for _, e := range entries {
+		if e.err == nil && !isClosed(e.ready) {
+			close(e.ready)
+		}
+	}
+}
+
+func (h *Hub) fail(topics []string, entries []*entry, err error) {
+	h.subMu.Lock()
+	defer h.subMu.Unlock()
+	for i, t := range topics {
+		s := h.shard(t)
+		s.mu.Lock()
+		if s.topics[t] == entries[i] {
+			delete(s.topics, t)
+		}
+		entries[i].err = err
+		close(entries[i].ready)
+		s.mu.Unlock()
+	}
+	// go-redis remembers channels whose SUBSCRIBE failed; forget them.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = h.bus.Unsubscribe(ctx, topics...)
+}
+
+func isClosed(c chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
+
+// Leave unregisters m from topics. The Redis subscription of a topic
+// without members is dropped by the janitor after UnsubscribeAfter.
+func (h *Hub) Leave(m Member, topics []string) {
+	now := time.Now()
+	for _, t := range topics {
+		s := h.shard(t)
+		s.mu.Lock()
+		if e := s.topics[t]; e != nil {
+			delete(e.members, m)
+			if len(e.members) == 0 {
+				e.idleSince = now
+			}
+		}
+		s.mu.Unlock()
+	}
+}
+
+// Deliver fans a message out to the topic's members (redisbus.Handler).
+func (h *Hub) Deliver(msg notification.Message) {
+	s := h.shard(msg.Topic)
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	e := s.topics[msg.Topic]
+	if e == nil || len(e.members) == 0 {
+		return
+	}
+	ev := NewEvent(msg)
+	for m := range e.members {
+		m.Push(ev)
+	}
+}
+
+// Resubscribed tells the topic's members to check history (redisbus.Handler).
+func (h *Hub) Resubscribed(topic string) {
+	s := h.shard(topic)
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if e := s.topics[topic]; e != nil {
+		for m := range e.members {
+			m.Resync(topic)
+		}
+	}
+}
+
+// ResyncAll tells every member to check every topic against history.
+func (h *Hub) ResyncAll() {
+	for i := range h.shards {
+		s := &h.shards[i]
+		s.mu.RLock()
+		for t, e := range s.topics {
+			for m := range e.members {
+				m.Resync(t)
+			}
+		}
+		s.mu.RUnlock()
+	}
+}
+
+// Run drops idle subscriptions until ctx ends.
+func (h *Hub) Run(ctx context.Context) {
+	tick := time.NewTicker(janitorTick)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tick.C:
+			h.unsubscribeIdle(ctx, now)
+		}
+	}
+}
+
+func (h *Hub) unsubscribeIdle(ctx context.Context, now time.Time) {
+	h.subMu.Lock()
+	defer h.subMu.Unlock()
+	var idle []string
+	for i := range h.shards {
+		s := &h.shards[i]
+		s.mu.Lock()
+		for t, e := range s.topics {
+			if len(e.members) == 0 && isClosed(e.ready) && now.Sub(e.idleSince) >= UnsubscribeAfter {
+				delete(s.topics, t)
+				idle = append(idle, t)
+			}
+		}
+		s.mu.Unlock()
+	}
+	if len(idle) == 0 {
+		return
+	}
+	h.subscribed.Add(-int64(len(idle)))
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	if err := h.bus.Unsubscribe(ctx, idle...); err != nil {
+		// go-redis has forgotten the channels already; a reconnect will
+		// not subscribe them again.
+		h.log.Warn("unsubscribe failed", zap.Int("topics", len(idle)), zap.Error(err))
+	}
+}
+
+// Subscribed is how many topics the pod holds in Redis.
+func (h *Hub) Subscribed() int64 { return h.subscribed.Load() }
+
+// Topics is how many topics the registry holds (with or without members).
+func (h *Hub) Topics() int {
+	n := 0
+	for i := range h.shards {
+		s := &h.shards[i]
+		s.mu.RLock()
+		n += len(s.topics)
+		s.mu.RUnlock()
+	}
+	return n
+}

@@ -1,0 +1,51 @@
+// Package config is write-api's configuration, read from the environment
+// once at start and validated there.
+package config
+
+import (
+	"fmt"
+	"time"
+
+	shared "notify/pkg/config"
+)
+
+// Config is everything write-api reads.
+type Config struct {
+	shared.Common
+	HTTPAddr      string        `env:"HTTP_ADDR" envDefault:":8080"`
+	HistoryMaxLen int64         `env:"HISTORY_MAX_LEN" envDefault:"1000"`
+	HistoryTTL    time.Duration `env:"HISTORY_TTL" envDefault:"24h"`
+	MaxDataBytes  int           `env:"MAX_DATA_BYTES" envDefault:"65536"`
+	MaxBatch      int           `env:"MAX_BATCH" envDefault:"500"`
+}
+
+// Load reads the configuration from environ, or the process environment
+// when environ is nil, and validates it.
+func Load(environ map[string]string) (Config, error) {
+	var c Config
+	if err := shared.Load(&c, environ); err != nil {
+		return c, err
+	}
+	return c, c.Validate()
+}
+
+// Validate rejects settings the service cannot run with.
+func (c Config) Validate() error {
+	if err := c.Common.Validate(); err != nil {
+		return err
+	}
+	switch {
+	case c.HistoryMaxLen < 1:
+		return fmt.Errorf("%w: HISTORY_MAX_LEN must be at least 1", shared.ErrInvalid)
+	case c.HistoryTTL < time.Second:
+		return fmt.Errorf("%w: HISTORY_TTL must be at least 1s", shared.ErrInvalid)
+	case c.MaxDataBytes < 1 || c.MaxDataBytes > MaxBodyBytes:
+		return fmt.Errorf("%w: MAX_DATA_BYTES must be between 1 and %d", shared.ErrInvalid, MaxBodyBytes)
+	case c.MaxBatch < 1:
+		return fmt.Errorf("%w: MAX_BATCH must be at least 1", shared.ErrInvalid)
+	}
+	return nil
+}
+
+// MaxBodyBytes caps a request body (contract: 413 above 1 MiB).
+const MaxBodyBytes = 1 << 20

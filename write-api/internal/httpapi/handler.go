@@ -1,0 +1,204 @@
+// Package httpapi is write-api's HTTP edge: authentication, body limits,
+// decoding, and the mapping of outcomes to 202 or problem+json.
+package httpapi
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"slices"
+
+	"github.com/gin-gonic/gin"
+	"go.uber.org/zap"
+
+	"notify/pkg/auth"
+	"notify/pkg/notification"
+	"notify/pkg/problem"
+	"notify/write-api/internal/config"
+	"notify/write-api/internal/ingest"
+)
+
+// Handler serves the publish endpoints.
+type Handler struct {
+	verifier *auth.Verifier
+	service  *ingest.Service
+	limits   ingest.Limits
+	log      *zap.Logger
+}
+
+// New returns the handler.
+func New(verifier *auth.Verifier, service *ingest.Service, limits ingest.Limits, log *zap.Logger) *Handler {
+	return &Handler{verifier: verifier, service: service, limits: limits, log: log}
+}
+
+// Mount adds the routes.
+func (h *Handler) Mount(r gin.IRouter) {
+	r.POST("/v1/notifications", h.publishOne)
+	r.POST("/v1/notifications/batch", h.publishBatch)
+}
+
+type oneResponse struct {
+	ID     string   `json:"id"`
+	Topics []string `json:"topics"`
+}
+
+type batchRequest struct {
+	Notifications []ingest.Request `json:"notifications"`
+}
+
+type batchResponse struct {
+	IDs []string `json:"ids"`
+}
+
+func (h *Handler) publishOne(c *gin.Context) {
+	var req ingest.Request
+	call, claims, ok := h.prepare(c, &req)
+	if !ok {
+		return
+	}
+	if err := h.limits.Normalize(&req); err != nil {
+		h.fail(c, err)
+		return
+	}
+	call.Items = []ingest.Request{req}
+	if acc, ok := h.publish(c, call, claims); ok {
+		c.JSON(http.StatusAccepted, oneResponse{ID: acc.IDs[0], Topics: req.Topics})
+	}
+}
+
+func (h *Handler) publishBatch(c *gin.Context) {
+	var req batchRequest
+	call, claims, ok := h.prepare(c, &req)
+	if !ok {
+		return
+	}
+	if err := h.limits.NormalizeBatch(req.Notifications); err != nil {
+		h.fail(c, err)
+		return
+	}
+	call.Items = req.Notifications
+	if acc, ok := h.publish(c, call, claims); ok {
+		c.JSON(http.StatusAccepted, batchResponse{IDs: acc.IDs})
+	}
+}
+
+// prepare authenticates, checks the idempotency key and decodes the body
+// into dst. It answers the client itself when it returns false.
+func (h *Handler) prepare(c *gin.Context, dst any) (ingest.Call, *auth.Claims, bool) {
+	claims, err := h.authenticate(c.Request)
+	if err != nil {
+		h.fail(c, err)
+		return ingest.Call{}, nil, false
+	}
+	key := c.GetHeader("Idempotency-Key")
+	if _, present := c.Request.Header["Idempotency-Key"]; present && !validIdempotencyKey(key) {
+		h.fail(c, problem.New(problem.Invalid, "Idempotency-Key must be 1 to 255 visible ASCII characters"))
+		return ingest.Call{}, nil, false
+	}
+	body, err := readJSONBody(c.Request, c.Writer)
+	if err != nil {
+		h.fail(c, err)
+		return ingest.Call{}, nil, false
+	}
+	if err := decodeStrict(body, dst); err != nil {
+		h.fail(c, err)
+		return ingest.Call{}, nil, false
+	}
+	sum := sha256.Sum256(append([]byte(c.Request.URL.Path+"\n"), body...))
+	return ingest.Call{Publisher: claims.Subject, IdempotencyKey: key, BodyHash: hex.EncodeToString(sum[:])}, claims, true
+}
+
+func (h *Handler) authenticate(r *http.Request) (*auth.Claims, error) {
+	tok, err := auth.FromRequest(r, false)
+	if err != nil {
+		return nil, problem.Wrap(problem.Unauthenticated, err, "send Authorization: Bearer <token>")
+	}
+	claims, err := h.verifier.Verify(tok)
+	if err != nil {
+		return nil, problem.Wrap(problem.Unauthenticated, err, "the token is invalid or expired")
+	}
+	if !claims.HasScope(auth.ScopePublish) {
+		return nil, problem.New(problem.Forbidden, "the token lacks the %s scope", auth.ScopePublish)
+	}
+	return claims, nil
+}
+
+// publish checks the broadcast scope and runs the call; on failure it has
+// answered the client.
+func (h *Handler) publish(c *gin.Context, call ingest.Call, claims *auth.Claims) (ingest.Accepted, bool) {
+	if needsBroadcast(call.Items) && !claims.HasScope(auth.ScopeBroadcast) {
+		h.fail(c, problem.New(problem.Forbidden, "publishing to %s needs the %s scope", notification.Broadcast, auth.ScopeBroadcast))
+		return ingest.Accepted{}, false
+	}
+	acc, err := h.service.Publish(c.Request.Context(), call)
+	if err != nil {
+		h.fail(c, err)
+		return ingest.Accepted{}, false
+	}
+	if acc.Replayed {
+		c.Header("Idempotent-Replayed", "true")
+	}
+	return acc, true
+}
+
+func (h *Handler) fail(c *gin.Context, err error) {
+	status := problem.Write(c.Writer, err)
+	if status >= 500 {
+		h.log.Warn("publish failed", zap.Int("status", status), zap.Error(err))
+	}
+	c.Abort()
+}
+
+func readJSONBody(r *http.Request, w http.ResponseWriter) ([]byte, error) {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/json" {
+		return nil, problem.New(problem.UnsupportedMedia, "send Content-Type: application/json")
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, config.MaxBodyBytes))
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		return nil, problem.New(problem.TooLarge, "the body exceeds %d bytes", config.MaxBodyBytes)
+	}
+	if err != nil {
+		return nil, problem.Wrap(problem.Invalid, err, "the body could not be read")
+	}
+	return body, nil
+}
+
+func decodeStrict(body []byte, dst any) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		return problem.Wrap(problem.Invalid, err, "malformed JSON: "+err.Error())
+	}
+	if dec.More() {
+		return problem.New(problem.Invalid, "malformed JSON: trailing data after the object")
+	}
+	return nil
+}
+
+func validIdempotencyKey(k string) bool {
+	if len(k) < 1 || len(k) > 255 {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		if k[i] < 0x21 || k[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+func needsBroadcast(items []ingest.Request) bool {
+	for _, it := range items {
+		if slices.Contains(it.Topics, notification.Broadcast) {
+			return true
+		}
+	}
+	return false
+}
