@@ -54,6 +54,7 @@ type Parser struct {
 	idBuf    string // last event ID buffer
 	lastID   string // last event ID string, committed at each blank line
 	typStr   string // cache: string of the last dispatched type
+	comment  string // cache: text of the last reported comment
 	retry    time.Duration
 	retrySet bool
 }
@@ -120,7 +121,10 @@ func (p *Parser) Next() (Event, error) {
 			}
 		case line[0] == ':':
 			if p.comments {
-				return Event{Data: string(line[1:]), Comment: true}, nil
+				if c := line[1:]; string(c) != p.comment {
+					p.comment = string(c) // heartbeats repeat: reuse the string
+				}
+				return Event{Data: p.comment, Comment: true}, nil
 			}
 		default:
 			if err := p.field(line); err != nil {
