@@ -31,7 +31,6 @@ type Handler interface {
 type Subscriber struct {
 	keys    Keys
 	log     *zap.Logger
-	handler Handler
 	sharded bool
 	ps      *redis.PubSub
 
@@ -40,7 +39,7 @@ type Subscriber struct {
 }
 
 // NewSubscriber creates an idle subscriber; call Run to read.
-func NewSubscriber(client redis.UniversalClient, keys Keys, sharded bool, h Handler, log *zap.Logger) *Subscriber {
+func NewSubscriber(client redis.UniversalClient, keys Keys, sharded bool, log *zap.Logger) *Subscriber {
 	ctx := context.Background()
 	var ps *redis.PubSub
 	if sharded {
@@ -48,7 +47,7 @@ func NewSubscriber(client redis.UniversalClient, keys Keys, sharded bool, h Hand
 	} else {
 		ps = client.Subscribe(ctx)
 	}
-	return &Subscriber{keys: keys, log: log, handler: h, sharded: sharded, ps: ps, waiters: map[string][]chan struct{}{}}
+	return &Subscriber{keys: keys, log: log, sharded: sharded, ps: ps, waiters: map[string][]chan struct{}{}}
 }
 
 // ErrSubscribe is wrapped when Redis did not confirm a subscription.
@@ -124,9 +123,10 @@ func (s *Subscriber) Unsubscribe(ctx context.Context, topics ...string) error {
 	return nil
 }
 
-// Run reads until ctx ends. Read errors (Redis gone) are retried with
-// jittered backoff; go-redis reconnects and resubscribes on the next read.
-func (s *Subscriber) Run(ctx context.Context) error {
+// Run reads until ctx ends and hands what it reads to h. Read errors
+// (Redis gone) are retried with jittered backoff; go-redis reconnects and
+// resubscribes on the next read.
+func (s *Subscriber) Run(ctx context.Context, h Handler) error {
 	bo := backoff.NewExponentialBackOff()
 	bo.InitialInterval, bo.MaxInterval = 50*time.Millisecond, 2*time.Second
 	for {
@@ -146,14 +146,14 @@ func (s *Subscriber) Run(ctx context.Context) error {
 		bo.Reset()
 		switch m := msg.(type) {
 		case *redis.Message:
-			s.deliver(m)
+			s.deliver(m, h)
 		case *redis.Subscription:
 			if m.Kind != "subscribe" && m.Kind != "ssubscribe" {
 				continue
 			}
 			if !s.confirm(m.Channel) {
 				if t, ok := s.keys.TopicOf(m.Channel); ok {
-					s.handler.Resubscribed(t)
+					h.Resubscribed(t)
 				}
 			}
 		}
@@ -163,7 +163,7 @@ func (s *Subscriber) Run(ctx context.Context) error {
 // Close releases the pub/sub connection.
 func (s *Subscriber) Close() error { return s.ps.Close() }
 
-func (s *Subscriber) deliver(m *redis.Message) {
+func (s *Subscriber) deliver(m *redis.Message, h Handler) {
 	topic, ok := s.keys.TopicOf(m.Channel)
 	if !ok {
 		return
@@ -173,7 +173,7 @@ func (s *Subscriber) deliver(m *redis.Message) {
 		s.log.Error("dropping malformed message", zap.String("topic", topic), zap.Error(err))
 		return
 	}
-	s.handler.Deliver(msg)
+	h.Deliver(msg)
 }
 
 // confirm wakes the Subscribe calls waiting for channel; false means nobody

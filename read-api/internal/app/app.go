@@ -1,0 +1,124 @@
+// Package app wires read-api together: the only place that knows every
+// concrete adapter.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+
+	"notify/pkg/auth"
+	"notify/pkg/httpserver"
+	"notify/pkg/redisbus"
+	"notify/read-api/internal/config"
+	"notify/read-api/internal/drain"
+	"notify/read-api/internal/httpapi"
+	"notify/read-api/internal/hub"
+	"notify/read-api/internal/stream"
+)
+
+// App is a configured read-api, ready to Run.
+type App struct {
+	cfg        config.Config
+	log        *zap.Logger
+	client     redis.UniversalClient
+	subscriber *redisbus.Subscriber
+	hub        *hub.Hub
+	drain      *drain.Drain
+	ln         net.Listener
+	srv        *http.Server
+}
+
+// ErrDraining is what /readyz reports once the pod drains.
+var ErrDraining = errors.New("draining")
+
+// New checks the configuration, prepares Redis (connected lazily) and listens.
+func New(cfg config.Config, log *zap.Logger) (*App, error) {
+	verifier, err := auth.NewVerifier(cfg.JWT.Auth())
+	if err != nil {
+		return nil, err
+	}
+	client, sharded, err := redisbus.NewClient(cfg.Redis)
+	if err != nil {
+		return nil, err
+	}
+	keys := redisbus.Keys{Prefix: cfg.Redis.KeyPrefix}
+	a := &App{cfg: cfg, log: log, client: client, drain: drain.New()}
+	a.subscriber = redisbus.NewSubscriber(client, keys, sharded, log)
+	a.hub = hub.New(a.subscriber, log)
+
+	reg := httpserver.NewRegistry()
+	metrics := httpapi.NewMetrics(reg, func() float64 { return float64(a.hub.Subscribed()) })
+	engine := httpserver.NewEngine(log, cfg.CORSOrigins)
+	httpserver.MountOps(engine, reg, a.ready)
+	limits := httpapi.Limits{
+		MaxTopics:            cfg.MaxTopicsPerConnection,
+		MaxStreamsPerSubject: cfg.MaxConnectionsPerSubject,
+		MaxConnectionAge:     cfg.MaxConnectionAge,
+		Stream:               stream.DefaultLimits(cfg.HeartbeatInterval),
+	}
+	httpapi.New(verifier, a.hub, redisbus.NewHistory(client, keys), limits, a.drain, metrics, log).Mount(engine)
+
+	a.ln, err = net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		_ = client.Close()
+		return nil, fmt.Errorf("read-api: listen on %s: %w", cfg.HTTPAddr, err)
+	}
+	a.srv = httpserver.New(engine, log)
+	return a, nil
+}
+
+// Addr is the address the app listens on (useful with HTTP_ADDR=:0).
+func (a *App) Addr() string { return a.ln.Addr().String() }
+
+// Hub exposes the registry to tests that check it returns to baseline.
+func (a *App) Hub() *hub.Hub { return a.hub }
+
+func (a *App) ready(ctx context.Context) error {
+	if a.drain.Draining() {
+		return ErrDraining
+	}
+	return redisbus.Ping(ctx, a.client)
+}
+
+// Run serves until ctx ends, then drains: /readyz turns 503, new streams
+// are refused and open ones are closed gradually within DRAIN_TIMEOUT.
+func (a *App) Run(ctx context.Context) error {
+	bg, stopBG := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = a.subscriber.Run(bg, a.hub) })
+	wg.Go(func() { a.hub.Run(bg) })
+	defer func() {
+		stopBG()
+		_ = a.subscriber.Close()
+		wg.Wait()
+		_ = a.client.Close()
+	}()
+
+	serveCtx, stopServe := context.WithCancel(context.Background())
+	defer stopServe()
+	errc := make(chan error, 1)
+	go func() { errc <- httpserver.Serve(serveCtx, a.srv, a.ln, time.Second) }()
+	a.log.Info("read-api listening", zap.String("addr", a.Addr()))
+
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	a.log.Info("draining", zap.Int("streams", a.drain.Open()), zap.Duration("within", a.cfg.DrainTimeout))
+	dctx, cancel := context.WithTimeout(context.Background(), a.cfg.DrainTimeout)
+	a.drain.Start(dctx, a.cfg.DrainTimeout)
+	cancel()
+	stopServe()
+	err := <-errc
+	a.log.Info("stopped")
+	return err
+}

@@ -1,0 +1,104 @@
+// Package drain closes a pod's streams gradually, so that their clients
+// reconnect to other pods as a spread-out trickle rather than a storm.
+package drain
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Drain tracks open streams and ends them on request.
+type Drain struct {
+	draining atomic.Bool
+	mu       sync.Mutex
+	open     map[*handle]struct{}
+	done     chan struct{} // signalled when a stream is released during a drain
+}
+
+type handle struct {
+	stop chan struct{}
+	once sync.Once
+}
+
+func (h *handle) close() { h.once.Do(func() { close(h.stop) }) }
+
+// New returns an idle Drain.
+func New() *Drain {
+	return &Drain{open: map[*handle]struct{}{}, done: make(chan struct{}, 1)}
+}
+
+// Draining reports whether the pod refuses new streams.
+func (d *Drain) Draining() bool { return d.draining.Load() }
+
+// Register adds a stream; the channel closes when it must end.
+func (d *Drain) Register() (<-chan struct{}, func()) {
+	h := &handle{stop: make(chan struct{})}
+	d.mu.Lock()
+	d.open[h] = struct{}{}
+	d.mu.Unlock()
+	return h.stop, func() {
+		d.mu.Lock()
+		delete(d.open, h)
+		d.mu.Unlock()
+		select {
+		case d.done <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Open is the number of registered streams.
+func (d *Drain) Open() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.open)
+}
+
+// step is how often a drain closes its next share of streams.
+const step = 100 * time.Millisecond
+
+// Start refuses new streams and closes the open ones evenly over 80% of
+// within, leaving the rest for them to finish. It returns when all are
+// gone or ctx ends.
+func (d *Drain) Start(ctx context.Context, within time.Duration) {
+	d.draining.Store(true)
+	d.mu.Lock()
+	pending := make([]*handle, 0, len(d.open))
+	for h := range d.open {
+		pending = append(pending, h)
+	}
+	d.mu.Unlock()
+
+	steps := max(1, int(within*8/10/step))
+	perStep := (len(pending) + steps - 1) / steps
+	tick := time.NewTicker(step)
+	defer tick.Stop()
+	for len(pending) > 0 {
+		n := min(perStep, len(pending))
+		for _, h := range pending[:n] {
+			h.close()
+		}
+		pending = pending[n:]
+		if len(pending) == 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			for _, h := range pending {
+				h.close()
+			}
+			return
+		case <-tick.C:
+		}
+	}
+	for d.Open() > 0 {
+		select {
+		case <-ctx.Done():
+			return
+		case <-d.done:
+		case <-tick.C:
+		}
+	}
+}

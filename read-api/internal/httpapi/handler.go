@@ -1,0 +1,166 @@
+// Package httpapi is read-api's HTTP edge: it authenticates a stream
+// request, decides its topics, enforces per-connection and per-subject
+// limits, and hands the connection to the hub and a stream.
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"go.uber.org/zap"
+
+	"notify/pkg/auth"
+	"notify/pkg/notification"
+	"notify/pkg/problem"
+	"notify/read-api/internal/hub"
+	"notify/read-api/internal/stream"
+)
+
+// JoinTimeout bounds the wait for Redis to confirm a stream's
+// subscriptions; past it the client gets 503.
+const JoinTimeout = 3 * time.Second
+
+// Limits are the per-connection settings from config.
+type Limits struct {
+	MaxTopics            int
+	MaxStreamsPerSubject int
+	MaxConnectionAge     time.Duration
+	Stream               stream.Limits
+}
+
+// Drainer tells whether the pod is draining and when a stream must go.
+type Drainer interface {
+	Draining() bool
+	// Register returns a channel closed when the stream should end, and a
+	// release func to call when it has.
+	Register() (<-chan struct{}, func())
+}
+
+// Handler serves GET /v1/stream.
+type Handler struct {
+	verifier *auth.Verifier
+	hub      *hub.Hub
+	history  stream.History
+	limits   Limits
+	subjects *subjectLimiter
+	drain    Drainer
+	metrics  *Metrics
+	log      *zap.Logger
+}
+
+// New returns the handler.
+func New(verifier *auth.Verifier, h *hub.Hub, history stream.History, limits Limits, drain Drainer, metrics *Metrics, log *zap.Logger) *Handler {
+	return &Handler{verifier: verifier, hub: h, history: history, limits: limits, subjects: newSubjectLimiter(limits.MaxStreamsPerSubject), drain: drain, metrics: metrics, log: log}
+}
+
+// Mount adds the route.
+func (h *Handler) Mount(r gin.IRouter) { r.GET("/v1/stream", h.stream) }
+
+func (h *Handler) stream(c *gin.Context) {
+	r := c.Request
+	if h.drain.Draining() {
+		h.fail(c, &problem.Error{Code: problem.Unavailable, Detail: "this pod is draining; reconnect", RetryAfter: time.Second})
+		return
+	}
+	claims, topics, err := h.authorize(r)
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	if !h.subjects.acquire(claims.Subject) {
+		h.fail(c, &problem.Error{Code: problem.TooManyRequests, Detail: "too many open streams for this subject", RetryAfter: 5 * time.Second})
+		return
+	}
+	defer h.subjects.release(claims.Subject)
+
+	s := stream.New(topics, h.history, h.limits.Stream, h.log)
+	joinCtx, cancel := context.WithTimeout(r.Context(), JoinTimeout)
+	err = h.hub.Join(joinCtx, s, topics)
+	cancel()
+	if err != nil {
+		h.fail(c, &problem.Error{Code: problem.Unavailable, Detail: "Redis is unavailable; retry later", RetryAfter: time.Second, Err: err})
+		return
+	}
+	defer h.hub.Leave(s, topics)
+	drained, release := h.drain.Register()
+	defer release()
+	h.metrics.Connections.Inc()
+	defer h.metrics.Connections.Dec()
+
+	lastEventID := r.Header.Get("Last-Event-ID")
+	if lastEventID == "" {
+		lastEventID = r.URL.Query().Get("lastEventId")
+	}
+	err = s.Serve(r.Context(), c.Writer, stream.Options{
+		LastEventID: lastEventID,
+		Expiry:      claims.ExpiresAt.Time,
+		MaxAge:      jitter(h.limits.MaxConnectionAge),
+		Drain:       drained,
+	})
+	switch {
+	case err == nil:
+	case !c.Writer.Written():
+		h.fail(c, &problem.Error{Code: problem.Unavailable, Detail: "Redis is unavailable; retry later", RetryAfter: time.Second, Err: err})
+	case errors.Is(err, stream.ErrSlow):
+		h.metrics.SlowClosed.Inc()
+	default:
+		h.log.Debug("stream ended", zap.Error(err))
+	}
+}
+
+// authorize verifies the token and picks the stream's topics: those asked
+// for (each must be in the token's topics claim) or, by default, all of
+// the claim. Every stream also receives broadcast.
+func (h *Handler) authorize(r *http.Request) (*auth.Claims, []string, error) {
+	tok, err := auth.FromRequest(r, true)
+	if err != nil {
+		return nil, nil, problem.Wrap(problem.Unauthenticated, err, "send Authorization: Bearer <token> or access_token=<token>")
+	}
+	claims, err := h.verifier.Verify(tok)
+	if err != nil {
+		return nil, nil, problem.Wrap(problem.Unauthenticated, err, "the token is invalid or expired")
+	}
+	asked := r.URL.Query()["topic"]
+	if len(asked) > h.limits.MaxTopics {
+		return nil, nil, problem.New(problem.Invalid, "at most %d topics per stream, got %d", h.limits.MaxTopics, len(asked))
+	}
+	topics, err := notification.NormalizeTopics(asked)
+	if err != nil {
+		return nil, nil, problem.New(problem.Invalid, "topic: %v", err)
+	}
+	if len(asked) == 0 {
+		if topics, err = notification.NormalizeTopics(claims.Topics); err != nil {
+			return nil, nil, problem.Wrap(problem.Unauthenticated, err, "the token's topics claim holds an invalid topic")
+		}
+		if len(topics) > h.limits.MaxTopics {
+			return nil, nil, problem.New(problem.Invalid, "the token grants %d topics, more than %d per stream: choose with ?topic=", len(topics), h.limits.MaxTopics)
+		}
+	}
+	for _, t := range topics {
+		if t != notification.Broadcast && !slices.Contains(claims.Topics, t) {
+			return nil, nil, problem.New(problem.Forbidden, "the token does not grant topic %q", t)
+		}
+	}
+	if !slices.Contains(topics, notification.Broadcast) {
+		topics = append(topics, notification.Broadcast)
+	}
+	return claims, topics, nil
+}
+
+func (h *Handler) fail(c *gin.Context, err error) {
+	if status := problem.Write(c.Writer, err); status >= 500 {
+		h.log.Warn("stream refused", zap.Int("status", status), zap.Error(err))
+	}
+	c.Abort()
+}
+
+// jitter spreads d by ±10% so streams opened together do not all close
+// together.
+func jitter(d time.Duration) time.Duration {
+	return time.Duration(float64(d) * (0.9 + 0.2*rand.Float64()))
+}

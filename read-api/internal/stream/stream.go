@@ -1,0 +1,145 @@
+// Package stream serves one SSE connection: it queues the events the hub
+// pushes, keeps the stream's position in every topic, fills any gap from
+// history (resume, Redis outage, lost pub/sub messages) and writes to the
+// client with a deadline per write.
+package stream
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"notify/pkg/notification"
+	"notify/read-api/internal/cursor"
+	"notify/read-api/internal/hub"
+)
+
+// History reads topics' positions and past events; redisbus.History
+// implements it.
+type History interface {
+	Positions(ctx context.Context, topics []string) ([]notification.Position, error)
+	Range(ctx context.Context, topic string, epoch, after uint64, count int64) ([]notification.Message, error)
+}
+
+// Limits shape every stream of a pod.
+type Limits struct {
+	Heartbeat      time.Duration
+	WriteTimeout   time.Duration // one write to the client
+	MaxQueueEvents int           // backlog past which a stream is closed as slow
+	MaxQueueBytes  int
+	Retry          time.Duration // the retry: field sent first
+}
+
+// DefaultLimits are sane for production; the heartbeat comes from config.
+func DefaultLimits(heartbeat time.Duration) Limits {
+	return Limits{Heartbeat: heartbeat, WriteTimeout: 10 * time.Second, MaxQueueEvents: 4096, MaxQueueBytes: 4 << 20, Retry: 2 * time.Second}
+}
+
+// ErrSlow ends a stream whose client does not read fast enough.
+var ErrSlow = errors.New("stream: client too slow, backlog limit passed")
+
+// Stream is one client connection. Push and Resync are called by the hub;
+// everything else runs on the connection's own goroutine.
+type Stream struct {
+	topics  []string
+	keys    []cursor.TopicKey
+	pos     []notification.Position // last position sent, per topic
+	history History
+	limits  Limits
+	log     *zap.Logger
+
+	mu       sync.Mutex
+	queue    []*hub.Event
+	queued   int // bytes of frames in queue
+	overflow bool
+	resync   []bool // per topic: check history, events may be missing
+	wake     chan struct{}
+
+	out     []byte // frames not yet written
+	scratch []byte // cursor encoding
+}
+
+var _ hub.Member = (*Stream)(nil)
+
+// New returns a stream for topics (validated, deduplicated).
+func New(topics []string, history History, limits Limits, log *zap.Logger) *Stream {
+	s := &Stream{
+		topics: topics, keys: make([]cursor.TopicKey, len(topics)), pos: make([]notification.Position, len(topics)),
+		history: history, limits: limits, log: log,
+		resync: make([]bool, len(topics)), wake: make(chan struct{}, 1),
+	}
+	for i, t := range topics {
+		s.keys[i] = cursor.KeyOf(t)
+	}
+	return s
+}
+
+// Topics are the stream's topics.
+func (s *Stream) Topics() []string { return s.topics }
+
+// Push queues ev without blocking; past the backlog limit the stream is
+// marked slow and ends.
+func (s *Stream) Push(ev *hub.Event) {
+	s.mu.Lock()
+	switch {
+	case s.overflow:
+	case len(s.queue) >= s.limits.MaxQueueEvents || s.queued+len(ev.Frame) > s.limits.MaxQueueBytes:
+		s.overflow, s.queue, s.queued = true, nil, 0
+	default:
+		s.queue = append(s.queue, ev)
+		s.queued += len(ev.Frame)
+	}
+	s.mu.Unlock()
+	s.signal()
+}
+
+// Resync asks the stream to check topic against history.
+func (s *Stream) Resync(topic string) {
+	s.mu.Lock()
+	for i, t := range s.topics {
+		if t == topic {
+			s.resync[i] = true
+		}
+	}
+	s.mu.Unlock()
+	s.signal()
+}
+
+func (s *Stream) signal() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// take empties the queue and the resync marks.
+func (s *Stream) take(events []*hub.Event, resync []int) ([]*hub.Event, []int, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	events = append(events[:0], s.queue...)
+	clear(s.queue)
+	s.queue, s.queued = s.queue[:0], 0
+	if cap(s.queue) > 256 {
+		s.queue = nil // a burst is over: do not keep its memory
+	}
+	resync = resync[:0]
+	for i, r := range s.resync {
+		if r {
+			resync = append(resync, i)
+			s.resync[i] = false
+		}
+	}
+	return events, resync, s.overflow
+}
+
+func (s *Stream) index(key cursor.TopicKey) int {
+	for i, k := range s.keys {
+		if k == key {
+			return i
+		}
+	}
+	return -1
+}
