@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"time"
 
@@ -62,9 +63,9 @@ func (s *Stream) Serve(ctx context.Context, w http.ResponseWriter, opts Options)
 		case <-ctx.Done():
 			return nil
 		case <-opts.Drain:
-			return nil
+			return s.closeForRebalance(w, rc)
 		case <-maxAge.C:
-			return nil
+			return s.closeForRebalance(w, rc)
 		case <-expiry.C:
 			s.appendControl("stream.expired", []byte(`{"reason":"token expired"}`))
 			return s.flush(w, rc)
@@ -120,4 +121,11 @@ func (s *Stream) flush(w http.ResponseWriter, rc *http.ResponseController) error
 		return fmt.Errorf("stream: write: %w", err)
 	}
 	return nil
+}
+
+// closeForRebalance ends the stream with a random retry: so the clients of
+// a draining or aged-out pod come back spread over time, to any pod.
+func (s *Stream) closeForRebalance(w http.ResponseWriter, rc *http.ResponseController) error {
+	s.out = sse.AppendRetry(s.out, rand.Int64N(s.limits.Retry.Milliseconds()+1))
+	return s.flush(w, rc)
 }

@@ -1,0 +1,27 @@
+# Notify — build, run and test. See README.md.
+SHELL := /bin/bash
+GO ?= go
+BIN := bin
+MODULES := ./pkg/... ./write-api/... ./read-api/... ./e2e/...
+export CGO_ENABLED ?= 0
+
+.PHONY: build run test test-short bench vet fmt clean
+
+build: ## static binaries bin/write-api and bin/read-api
+	$(GO) build -trimpath -ldflags='-s -w' -o $(BIN)/write-api ./write-api
+	$(GO) build -trimpath -ldflags='-s -w' -o $(BIN)/read-api ./read-api
+
+run: build ## local stack: Redis, write-api :8080, read-api :8081 and :8082
+	./scripts/run-local.sh
+
+test: ## every test: unit, integration (real redis-server), end-to-end
+	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 20m $(MODULES)
+
+vet:
+	$(GO) vet $(MODULES)
+
+fmt:
+	gofmt -w pkg write-api read-api e2e
+
+clean:
+	rm -rf $(BIN)
