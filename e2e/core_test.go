@@ -180,4 +180,3 @@ func metric(t *testing.T, p *stack.Proc, name string) float64 {
 	t.Fatalf("metric %s not found", name)
 	return 0
 }
-

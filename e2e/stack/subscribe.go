@@ -110,4 +110,3 @@ func DecodeEnvelope(ev sseclient.Event) (Envelope, error) {
 	err := json.Unmarshal([]byte(ev.Data), &e)
 	return e, err
 }
-

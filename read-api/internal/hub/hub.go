@@ -22,7 +22,7 @@ type Bus interface {
 }
 
 var (
-	_ Bus               = (*redisbus.Subscriber)(nil)
+	_ Bus              = (*redisbus.Subscriber)(nil)
 	_ redisbus.Handler = (*Hub)(nil)
 )
 
