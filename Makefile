@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 GO ?= go
 BIN := bin
-MODULES := ./pkg/... ./write-api/... ./read-api/... ./e2e/...
+MODULES := ./pkg/... ./write-api/... ./read-api/... ./e2e/... ./deploytest/...
 export CGO_ENABLED ?= 0
 
 .PHONY: build run test test-short bench vet fmt clean

@@ -1,0 +1,117 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"notify/pkg/devtoken"
+	"notify/pkg/redistest"
+	"notify/read-api/internal/config"
+)
+
+const secret = "app-test-secret-app-test-secret-0123456789"
+
+func startApp(t *testing.T, r *redistest.Server) *App {
+	t.Helper()
+	cfg, err := config.Load(map[string]string{"REDIS_URL": r.URL(), "JWT_HS256_SECRET": secret, "HTTP_ADDR": "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := New(cfg, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
+		}
+	})
+	return a
+}
+
+// After 1,000 streams come and go, the pod is back where it started:
+// goroutines, registry entries and Redis subscriptions.
+func TestConnectDisconnectCyclesReturnToBaseline(t *testing.T) {
+	r := redistest.Start(t)
+	a := startApp(t, r)
+	rc := r.Client()
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	base := "http://" + a.Addr() + "/v1/stream"
+
+	// Warm up one cycle so lazily started goroutines (Redis pub/sub reader,
+	// pools) are part of the baseline.
+	cycle(t, client, base, "seller:warmup")
+	waitFor(t, 6*time.Second, "registry empty after warm-up", func() bool { return a.Hub().Topics() == 0 })
+	baseGoroutines := runtime.NumGoroutine()
+
+	const cycles, workers = 1000, 10
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := range cycles / workers {
+				cycle(t, client, base, fmt.Sprintf("seller:%d-%d", w, i))
+			}
+		})
+	}
+	wg.Wait()
+	if got := a.Hub().Topics(); got == 0 {
+		t.Fatalf("registry already empty right after the cycles: the unsubscribe delay is not being exercised")
+	}
+	waitFor(t, 6*time.Second, "registry back to empty", func() bool { return a.Hub().Topics() == 0 })
+	waitFor(t, 6*time.Second, "no Redis subscriptions", func() bool {
+		chans, err := rc.PubSubChannels(t.Context(), "*").Result()
+		return err == nil && len(chans) == 0
+	})
+	if got := a.Hub().Subscribed(); got != 0 {
+		t.Errorf("hub reports %d subscribed topics, want 0", got)
+	}
+	waitFor(t, 6*time.Second, fmt.Sprintf("goroutines back to %d", baseGoroutines), func() bool {
+		return runtime.NumGoroutine() <= baseGoroutines+2
+	})
+}
+
+func cycle(t *testing.T, client *http.Client, base, topic string) {
+	tok, err := devtoken.Subscriber(secret, "notifications", "cycler", []string{topic}, time.Hour)
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"?access_token="+tok, nil)
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("stream %s: status %d", topic, resp.StatusCode)
+	}
+	buf := make([]byte, 16)
+	_, _ = io.ReadAtLeast(resp.Body, buf, 8) // "retry: …": the stream is live
+	cancel()
+	resp.Body.Close()
+}
+
+func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for: %s", within, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
