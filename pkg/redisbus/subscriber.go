@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
@@ -29,25 +32,41 @@ type Handler interface {
 // topics the hub asks for. go-redis reconnects and resubscribes on its
 // own; the subscriber notices that and tells the handler.
 type Subscriber struct {
+	client  redis.UniversalClient
 	keys    Keys
 	log     *zap.Logger
 	sharded bool
-	ps      *redis.PubSub
+	probe   probe
 
-	mu      sync.Mutex
-	waiters map[string][]chan struct{} // channel → Subscribe calls awaiting confirmation
+	psMu sync.RWMutex // guards ps; replaced when a probe finds it deaf
+	ps   *redis.PubSub
+
+	mu       sync.Mutex
+	waiters  map[string][]chan struct{} // channel → Subscribe calls awaiting confirmation
+	channels map[string]struct{}        // what the connection should be subscribed to
+
+	lastErr atomic.Pointer[error] // last read error; nil while reads succeed
 }
 
 // NewSubscriber creates an idle subscriber; call Run to read.
 func NewSubscriber(client redis.UniversalClient, keys Keys, sharded bool, log *zap.Logger) *Subscriber {
-	ctx := context.Background()
-	var ps *redis.PubSub
-	if sharded {
-		ps = client.SSubscribe(ctx)
-	} else {
-		ps = client.Subscribe(ctx)
+	s := &Subscriber{client: client, keys: keys, log: log, sharded: sharded, waiters: map[string][]chan struct{}{}, channels: map[string]struct{}{}}
+	s.ps = s.newPubSub()
+	s.probe = newProbe(keys)
+	return s
+}
+
+func (s *Subscriber) newPubSub(channels ...string) *redis.PubSub {
+	if s.sharded {
+		return s.client.SSubscribe(context.Background(), channels...)
 	}
-	return &Subscriber{keys: keys, log: log, sharded: sharded, ps: ps, waiters: map[string][]chan struct{}{}}
+	return s.client.Subscribe(context.Background(), channels...)
+}
+
+func (s *Subscriber) pubsub() *redis.PubSub {
+	s.psMu.RLock()
+	defer s.psMu.RUnlock()
+	return s.ps
 }
 
 // ErrSubscribe is wrapped when Redis did not confirm a subscription.
@@ -65,24 +84,32 @@ type Pending struct {
 // callers can order their SUBSCRIBE and UNSUBSCRIBE writes under their own
 // lock without holding it for a round trip.
 func (s *Subscriber) Subscribe(ctx context.Context, topics ...string) (*Pending, error) {
-	p := &Pending{s: s, channels: make([]string, len(topics)), waits: make([]chan struct{}, len(topics))}
-	s.mu.Lock()
+	channels := make([]string, len(topics))
 	for i, t := range topics {
-		p.channels[i] = s.keys.Channel(t)
+		channels[i] = s.keys.Channel(t)
+	}
+	return s.subscribe(ctx, channels)
+}
+
+func (s *Subscriber) subscribe(ctx context.Context, channels []string) (*Pending, error) {
+	p := &Pending{s: s, channels: channels, waits: make([]chan struct{}, len(channels))}
+	s.mu.Lock()
+	for i, ch := range channels {
 		p.waits[i] = make(chan struct{})
-		s.waiters[p.channels[i]] = append(s.waiters[p.channels[i]], p.waits[i])
+		s.waiters[ch] = append(s.waiters[ch], p.waits[i])
+		s.channels[ch] = struct{}{}
 	}
 	s.mu.Unlock()
 
 	var err error
-	if s.sharded {
-		err = s.ps.SSubscribe(ctx, p.channels...)
+	if ps := s.pubsub(); s.sharded {
+		err = ps.SSubscribe(ctx, p.channels...)
 	} else {
-		err = s.ps.Subscribe(ctx, p.channels...)
+		err = ps.Subscribe(ctx, p.channels...)
 	}
 	if err != nil {
 		s.dropWaiters(p.channels, p.waits)
-		return nil, fmt.Errorf("redisbus: subscribe %d topics: %w", len(topics), err)
+		return nil, fmt.Errorf("redisbus: subscribe %d channels: %w", len(channels), err)
 	}
 	return p, nil
 }
@@ -108,14 +135,17 @@ func (s *Subscriber) Unsubscribe(ctx context.Context, topics ...string) error {
 		return nil
 	}
 	channels := make([]string, len(topics))
+	s.mu.Lock()
 	for i, t := range topics {
 		channels[i] = s.keys.Channel(t)
+		delete(s.channels, channels[i])
 	}
+	s.mu.Unlock()
 	var err error
-	if s.sharded {
-		err = s.ps.SUnsubscribe(ctx, channels...)
+	if ps := s.pubsub(); s.sharded {
+		err = ps.SUnsubscribe(ctx, channels...)
 	} else {
-		err = s.ps.Unsubscribe(ctx, channels...)
+		err = ps.Unsubscribe(ctx, channels...)
 	}
 	if err != nil {
 		return fmt.Errorf("redisbus: unsubscribe %d topics: %w", len(topics), err)
@@ -125,16 +155,21 @@ func (s *Subscriber) Unsubscribe(ctx context.Context, topics ...string) error {
 
 // Run reads until ctx ends and hands what it reads to h. Read errors
 // (Redis gone) are retried with jittered backoff; go-redis reconnects and
-// resubscribes on the next read.
+// resubscribes on the next read. A probe loop checks that an idle
+// connection still receives, and replaces it if not.
 func (s *Subscriber) Run(ctx context.Context, h Handler) error {
+	if !s.sharded {
+		go s.probe.run(ctx, s)
+	}
 	bo := backoff.NewExponentialBackOff()
 	bo.InitialInterval, bo.MaxInterval = 50*time.Millisecond, 2*time.Second
 	for {
-		msg, err := s.ps.Receive(ctx)
+		msg, err := s.pubsub().Receive(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
+			s.lastErr.Store(&err)
 			s.log.Warn("redis pub/sub read failed; reconnecting", zap.Error(err))
 			select {
 			case <-ctx.Done():
@@ -143,9 +178,15 @@ func (s *Subscriber) Run(ctx context.Context, h Handler) error {
 			}
 			continue
 		}
+		s.lastErr.Store(nil)
+		s.probe.heard()
 		bo.Reset()
 		switch m := msg.(type) {
 		case *redis.Message:
+			if m.Channel == s.probe.channel {
+				s.probe.answered()
+				continue
+			}
 			s.deliver(m, h)
 		case *redis.Subscription:
 			if m.Kind != "subscribe" && m.Kind != "ssubscribe" {
@@ -160,8 +201,30 @@ func (s *Subscriber) Run(ctx context.Context, h Handler) error {
 	}
 }
 
+// Healthy reports the last read error, or nil while the connection works.
+func (s *Subscriber) Healthy() error {
+	if err := s.lastErr.Load(); err != nil {
+		return fmt.Errorf("redisbus: pub/sub connection: %w", *err)
+	}
+	return nil
+}
+
+// reconnect replaces the pub/sub connection with a new one subscribed to
+// the same channels. Redis confirms each again, which tells the handler
+// to resync every topic from history.
+func (s *Subscriber) reconnect() {
+	s.psMu.Lock()
+	s.mu.Lock()
+	channels := slices.Collect(maps.Keys(s.channels))
+	s.mu.Unlock()
+	old := s.ps
+	s.ps = s.newPubSub(channels...)
+	s.psMu.Unlock()
+	_ = old.Close()
+}
+
 // Close releases the pub/sub connection.
-func (s *Subscriber) Close() error { return s.ps.Close() }
+func (s *Subscriber) Close() error { return s.pubsub().Close() }
 
 func (s *Subscriber) deliver(m *redis.Message, h Handler) {
 	topic, ok := s.keys.TopicOf(m.Channel)

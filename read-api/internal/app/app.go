@@ -85,6 +85,9 @@ func (a *App) ready(ctx context.Context) error {
 	if a.drain.Draining() {
 		return ErrDraining
 	}
+	if err := a.subscriber.Healthy(); err != nil {
+		return err
+	}
 	return redisbus.Ping(ctx, a.client)
 }
 

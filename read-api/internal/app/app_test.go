@@ -70,8 +70,8 @@ func TestConnectDisconnectCyclesReturnToBaseline(t *testing.T) {
 		t.Fatalf("registry already empty right after the cycles: the unsubscribe delay is not being exercised")
 	}
 	waitFor(t, 6*time.Second, "registry back to empty", func() bool { return a.Hub().Topics() == 0 })
-	waitFor(t, 6*time.Second, "no Redis subscriptions", func() bool {
-		chans, err := rc.PubSubChannels(t.Context(), "*").Result()
+	waitFor(t, 6*time.Second, "no Redis topic subscriptions", func() bool {
+		chans, err := rc.PubSubChannels(t.Context(), "notify:ch:*").Result()
 		return err == nil && len(chans) == 0
 	})
 	if got := a.Hub().Subscribed(); got != 0 {
