@@ -22,6 +22,9 @@ var publishScript = redis.NewScript(publishLua)
 type Item struct {
 	Topic string
 	Body  string // notification.EncodeBody(type, envelope)
+	// OnceID, when set, is the notification id of a retried publish: if the
+	// topic's recent history already holds it, it is not published again.
+	OnceID string
 }
 
 // Publisher runs the publish script.
@@ -105,7 +108,11 @@ func (p *Publisher) run(ctx context.Context, items []Item, idx []int, cmds []*re
 	for _, i := range idx {
 		it := items[i]
 		keys := []string{p.keys.Meta(it.Topic), p.keys.History(it.Topic)}
-		cmds[i] = publishScript.EvalSha(ctx, pipe, keys, p.keys.Channel(it.Topic), it.Body, p.maxLen, p.ttlMillis, p.publishCmd)
+		once := ""
+		if it.OnceID != "" {
+			once = `"id":"` + it.OnceID + `"`
+		}
+		cmds[i] = publishScript.EvalSha(ctx, pipe, keys, p.keys.Channel(it.Topic), it.Body, p.maxLen, p.ttlMillis, p.publishCmd, once)
 	}
 	_, _ = pipe.Exec(ctx) // per-command errors are read by the caller
 }

@@ -44,6 +44,9 @@ type record struct {
 type Claim struct {
 	key string
 	record
+	// Retry is set when an earlier attempt failed after claiming the key:
+	// it may have published some of the events already.
+	Retry bool
 }
 
 // Begin claims key for a request with hash and fresh ids. It answers a
@@ -77,7 +80,7 @@ func (s *Idempotency) Begin(ctx context.Context, publisher, key, hash string, id
 	}
 	// The earlier attempt failed: take over, keeping its ids so subscribers
 	// can recognise anything it had already published.
-	c.IDs = old.IDs
+	c.IDs, c.Retry = old.IDs, true
 	if err := s.store(ctx, c, false); err != nil {
 		return nil, err
 	}

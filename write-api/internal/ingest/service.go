@@ -81,7 +81,11 @@ func (s *Service) Publish(ctx context.Context, call Call) (Accepted, error) {
 			if err != nil {
 				return Accepted{}, problem.Wrap(problem.Invalid, err, "data cannot be encoded")
 			}
-			items = append(items, redisbus.Item{Topic: topic, Body: notification.EncodeBody(req.Type, b)})
+			item := redisbus.Item{Topic: topic, Body: notification.EncodeBody(req.Type, b)}
+			if claim != nil && claim.Retry {
+				item.OnceID = ids[i]
+			}
+			items = append(items, item)
 		}
 	}
 	if _, err := s.pub.Publish(ctx, items); err != nil {

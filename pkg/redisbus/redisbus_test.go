@@ -1,0 +1,162 @@
+package redisbus
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"notify/pkg/notification"
+	"notify/pkg/redistest"
+)
+
+func newBus(t *testing.T, r *redistest.Server) (*Publisher, *History) {
+	t.Helper()
+	keys := Keys{Prefix: fmt.Sprintf("t%d:", time.Now().UnixNano())}
+	c := r.Client()
+	return NewPublisher(c, keys, PublisherConfig{HistoryMaxLen: 5, HistoryTTL: time.Hour}), NewHistory(c, keys)
+}
+
+func body(n int) string {
+	return notification.EncodeBody("t", []byte(fmt.Sprintf(`{"id":"id-%d","data":%d}`, n, n)))
+}
+
+// Positions count up from 1 within an epoch; history holds the recent
+// ones; a topic that loses its data starts a new epoch.
+func TestPublishPositionsHistoryAndEpochs(t *testing.T) {
+	t.Parallel()
+	r := redistest.Start(t)
+	pub, hist := newBus(t, r)
+	ctx := t.Context()
+	var last notification.Position
+	for i := 1; i <= 12; i++ {
+		pos, err := pub.Publish(ctx, []Item{{Topic: "seller:1", Body: body(i)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pos[0].Seq != uint64(i) || (i > 1 && pos[0].Epoch != last.Epoch) || pos[0].Epoch == 0 {
+			t.Fatalf("publish %d: position %+v after %+v", i, pos[0], last)
+		}
+		last = pos[0]
+	}
+	got, err := hist.Positions(ctx, []string{"seller:1", "seller:2"})
+	if err != nil || got[0] != last || !got[1].Zero() {
+		t.Fatalf("positions %+v, %v", got, err)
+	}
+	msgs, err := hist.Range(ctx, "seller:1", last.Epoch, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(msgs) < 5 || msgs[len(msgs)-1].Pos.Seq != 12 || msgs[0].Pos.Seq == 1 {
+		t.Fatalf("history after trimming to ~5: %d entries from %d to %d", len(msgs), msgs[0].Pos.Seq, msgs[len(msgs)-1].Pos.Seq)
+	}
+	if string(msgs[len(msgs)-1].Envelope) != `{"id":"id-12","data":12}` || msgs[0].Type != "t" {
+		t.Fatalf("entry: %+v", msgs[len(msgs)-1])
+	}
+
+	r.Client().FlushAll(ctx)
+	pos, err := pub.Publish(ctx, []Item{{Topic: "seller:1", Body: body(13)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pos[0].Seq != 1 || pos[0].Epoch == last.Epoch {
+		t.Fatalf("after data loss: %+v, want seq 1 in a new epoch (old %d)", pos[0], last.Epoch)
+	}
+}
+
+// A retried publish with OnceID does not add an event the first attempt stored.
+func TestPublishOnce(t *testing.T) {
+	t.Parallel()
+	r := redistest.Start(t)
+	pub, hist := newBus(t, r)
+	ctx := t.Context()
+	first, _ := pub.Publish(ctx, []Item{{Topic: "seller:1", Body: body(1)}})
+	again, err := pub.Publish(ctx, []Item{{Topic: "seller:1", Body: body(1), OnceID: "id-1"}})
+	if err != nil || again[0] != first[0] {
+		t.Fatalf("retry: %+v %v, want the first position %+v", again, err, first[0])
+	}
+	other, _ := pub.Publish(ctx, []Item{{Topic: "seller:1", Body: body(2), OnceID: "id-2"}})
+	if other[0].Seq != 2 {
+		t.Fatalf("a new id with OnceID: seq %d, want 2", other[0].Seq)
+	}
+	if pos, _ := hist.Positions(ctx, []string{"seller:1"}); pos[0].Seq != 2 {
+		t.Fatalf("history holds %d events, want 2", pos[0].Seq)
+	}
+}
+
+type recorder struct {
+	mu           sync.Mutex
+	msgs         []notification.Message
+	resubscribed []string
+}
+
+func (r *recorder) Deliver(m notification.Message) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.msgs = append(r.msgs, m)
+}
+
+func (r *recorder) Resubscribed(topic string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.resubscribed = append(r.resubscribed, topic)
+}
+
+func (r *recorder) counts() (int, int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.msgs), len(r.resubscribed)
+}
+
+// The subscriber receives exactly what it subscribed to once Subscribe's
+// wait returns, and reports a resubscription after Redis restarts.
+func TestSubscriberDeliversAndNoticesReconnect(t *testing.T) {
+	t.Parallel()
+	r := redistest.Start(t)
+	pub, _ := newBus(t, r)
+	sub := NewSubscriber(r.Client(), pub.keys, false, zap.NewNop())
+	rec := &recorder{}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { _ = sub.Run(ctx, rec); close(done) }()
+	t.Cleanup(func() { cancel(); <-done; _ = sub.Close() })
+
+	p, err := sub.Subscribe(ctx, "seller:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pub.Publish(ctx, []Item{{Topic: "seller:1", Body: body(1)}, {Topic: "seller:2", Body: body(2)}}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { n, _ := rec.counts(); return n == 1 })
+	time.Sleep(100 * time.Millisecond)
+	if n, _ := rec.counts(); n != 1 || rec.msgs[0].Topic != "seller:1" || rec.msgs[0].Pos.Seq != 1 {
+		t.Fatalf("received %+v, want only seller:1 seq 1", rec.msgs)
+	}
+
+	r.Restart()
+	waitFor(t, func() bool { _, n := rec.counts(); return n >= 1 })
+	if err := sub.Healthy(); err != nil {
+		t.Fatalf("healthy after the reconnect: %v", err)
+	}
+	if rec.resubscribed[0] != "seller:1" {
+		t.Fatalf("resubscribed %v", rec.resubscribed)
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 10s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
