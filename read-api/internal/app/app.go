@@ -18,6 +18,7 @@ import (
 	"notify/pkg/httpserver"
 	"notify/pkg/redisbus"
 	"notify/read-api/internal/config"
+	"notify/read-api/internal/console"
 	"notify/read-api/internal/drain"
 	"notify/read-api/internal/httpapi"
 	"notify/read-api/internal/hub"
@@ -65,6 +66,9 @@ func New(cfg config.Config, log *zap.Logger) (*App, error) {
 		Stream:               stream.DefaultLimits(cfg.HeartbeatInterval),
 	}
 	httpapi.New(verifier, a.hub, redisbus.NewHistory(client, keys), limits, a.drain, metrics, log).Mount(engine)
+	if cfg.ConsoleEnabled {
+		console.Mount(engine)
+	}
 
 	a.ln, err = net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {

@@ -1,0 +1,493 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"notify/e2e/stack"
+	"notify/pkg/devtoken"
+	"notify/pkg/publisher"
+)
+
+// chromiumPath is Debian's chromium; CHROMIUM overrides it.
+const chromiumPath = "/usr/bin/chromium"
+
+var consoleOn = map[string]string{"CONSOLE_ENABLED": "true"}
+
+// newBrowser starts a headless chromium with a fresh profile. A missing
+// chromium fails the test: browser behaviour is part of the contract.
+func newBrowser(t *testing.T) context.Context {
+	t.Helper()
+	path := chromiumPath
+	if p := os.Getenv("CHROMIUM"); p != "" {
+		path = p
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("chromium is required for the browser tests and was not found at %s (%v): "+
+			"install Debian's chromium (apt-get install -y chromium), as .ci/run does, or set CHROMIUM", path, err)
+	}
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(path), chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1440, 900),
+		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+	}
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(actx)
+	t.Cleanup(func() { cancel(); cancelAlloc() })
+	started := make(chan error, 1)
+	go func() { started <- chromedp.Do(ctx) }() // the first run starts the browser: no timeout on it
+	select {
+	case err := <-started:
+		if err != nil {
+			t.Fatalf("start chromium %s: %v", path, err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("chromium %s did not start within 30s", path)
+	}
+	// Keep what the page logs; show it if the test fails.
+	var mu sync.Mutex
+	var logs []string
+	go func() {
+		for m, err := range chromedp.Console(ctx) {
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			logs = append(logs, m.String())
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		if t.Failed() {
+			mu.Lock()
+			defer mu.Unlock()
+			t.Logf("browser console:\n%s", strings.Join(logs, "\n"))
+		}
+	})
+	return ctx
+}
+
+// run runs actions with a deadline.
+func run(t *testing.T, ctx context.Context, within time.Duration, actions ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	c, cancel := context.WithTimeout(ctx, within)
+	defer cancel()
+	if err := chromedp.Do(c, actions...); err != nil {
+		t.Fatalf("browser: %v", err)
+	}
+}
+
+// eval evaluates js in the page into out.
+func eval[T any](t *testing.T, ctx context.Context, js string, out *T) {
+	t.Helper()
+	c, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(c, chromedp.Evaluate[T](js))
+	if err != nil {
+		t.Fatalf("browser: evaluate %.60q: %v", js, err)
+	}
+	*out = v
+}
+
+// waitFor polls js (a boolean expression) until it holds, or fails after
+// within with what the page shows.
+func waitFor(t *testing.T, ctx context.Context, within time.Duration, what, js string) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		var ok bool
+		eval(t, ctx, js, &ok)
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			var page string
+			eval(t, ctx, `JSON.stringify({state: document.getElementById('state').dataset.state,
+				reconnects: document.getElementById('reconnects').textContent,
+				banner: document.getElementById('banner').textContent,
+				rows: document.querySelectorAll('#log li[data-id]').length})`, &page)
+			t.Fatalf("browser: %s: not within %s; page: %s", what, within, page)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// consoleURL is the console with its fields set from the fragment, which
+// makes it connect at once.
+func consoleURL(base, token string, topics, types []string) string {
+	frag := url.Values{"token": {token}, "topics": {strings.Join(topics, ",")}, "types": {strings.Join(types, ",")}}
+	return base + "/console/#" + frag.Encode()
+}
+
+func waitOpen(t *testing.T, ctx context.Context) {
+	t.Helper()
+	waitFor(t, ctx, 10*time.Second, "console state open", `document.getElementById('state').dataset.state === 'open'`)
+}
+
+func waitRows(t *testing.T, ctx context.Context, n int) {
+	t.Helper()
+	waitFor(t, ctx, 15*time.Second, fmt.Sprintf("%d log rows", n), fmt.Sprintf(`document.querySelectorAll('#log li[data-id]').length >= %d`, n))
+}
+
+// logIDs are the notification ids of the log rows, newest first.
+func logIDs(t *testing.T, ctx context.Context) []string {
+	t.Helper()
+	var ids []string
+	eval(t, ctx, `Array.from(document.querySelectorAll('#log li[data-id]'), li => li.dataset.id)`, &ids)
+	return ids
+}
+
+func text(t *testing.T, ctx context.Context, id string) string {
+	t.Helper()
+	var s string
+	eval(t, ctx, fmt.Sprintf(`document.getElementById(%q).textContent`, id), &s)
+	return s
+}
+
+// sameSet fails unless got holds every id of want exactly once and nothing else.
+func sameSet(t *testing.T, got, want []string) {
+	t.Helper()
+	seen := map[string]int{}
+	for _, id := range got {
+		seen[id]++
+	}
+	for id, n := range seen {
+		if n > 1 {
+			t.Errorf("notification %s shown %d times", id, n)
+		}
+		if !slices.Contains(want, id) {
+			t.Errorf("notification %s shown but never published", id)
+		}
+	}
+	for _, id := range want {
+		if seen[id] == 0 {
+			t.Errorf("notification %s published but not shown", id)
+		}
+	}
+}
+
+func publishAll(t *testing.T, c *publisher.Client, ns ...publisher.Notification) []string {
+	t.Helper()
+	var ids []string
+	for _, n := range ns {
+		res, err := c.Publish(t.Context(), n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, res.ID)
+	}
+	return ids
+}
+
+// saveScreenshot writes a PNG of the page to e2e/testdata/out (ignored by
+// git) and, with UPDATE_DOCS_SCREENSHOT=1, to docs/console.png.
+func saveScreenshot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	c, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	png, err := chromedp.Run(c, chromedp.CaptureScreenshot())
+	if err != nil {
+		t.Fatalf("browser: screenshot: %v", err)
+	}
+	dir := filepath.Join("testdata", "out")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, name)
+	if err := os.WriteFile(out, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	abs, _ := filepath.Abs(out)
+	t.Logf("screenshot: %s", abs)
+	if os.Getenv("UPDATE_DOCS_SCREENSHOT") != "" {
+		if err := os.WriteFile(filepath.Join("..", "docs", name), png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// The console connects with a token, shows what write-api accepted (once
+// each), and its board holds the latest event per topic.
+func TestBrowserConsole(t *testing.T) {
+	t.Parallel()
+	s := stack.New(t)
+	w, r := s.StartWrite(nil), s.StartRead(consoleOn)
+	pub := publisher.New(w.URL, publisher.WithToken(s.PublisherToken("device-fleet")))
+	ctx := newBrowser(t)
+
+	topics := []string{"device:7f3a-01", "device:7f3a-02", "device:9c1e-07", "seller:42"}
+	tok := s.SubscriberToken("admin-screen", topics...)
+	run(t, ctx, 15*time.Second, chromedp.Navigate(consoleURL(r.URL, tok, topics, []string{"device.status", "task.assigned", "maintenance"})))
+	waitOpen(t, ctx)
+
+	type status struct {
+		State   string `json:"state"`
+		Battery int    `json:"battery"`
+		FW      string `json:"fw,omitempty"`
+	}
+	ids := publishAll(t, pub,
+		publisher.Notification{Topics: []string{"device:7f3a-01"}, Type: "device.status", Data: status{"online", 91, "2.4.1"}},
+		publisher.Notification{Topics: []string{"device:7f3a-02"}, Type: "device.status", Data: status{"online", 64, "2.4.1"}},
+		publisher.Notification{Topics: []string{"device:9c1e-07"}, Type: "device.status", Data: status{"charging", 18, "2.3.9"}},
+		publisher.Notification{Topics: []string{"seller:42"}, Type: "task.assigned", Data: map[string]any{"taskId": 7, "title": "Restock shelf B3"}},
+		publisher.Notification{Topics: []string{"device:7f3a-02"}, Type: "device.status", Data: status{"offline", 63, "2.4.1"}},
+		publisher.Notification{Topics: []string{"broadcast"}, Type: "maintenance", Data: map[string]string{"window": "02:00-02:30 UTC"}},
+		publisher.Notification{Topics: []string{"device:7f3a-01"}, Type: "device.status", Data: status{"online", 90, "2.4.1"}},
+	)
+	waitRows(t, ctx, len(ids))
+	sameSet(t, logIDs(t, ctx), ids)
+	if got := logIDs(t, ctx); got[0] != ids[len(ids)-1] {
+		t.Errorf("newest log row %s, want the last published %s", got[0], ids[len(ids)-1])
+	}
+
+	var board map[string]string
+	eval(t, ctx, `Object.fromEntries(Array.from(document.querySelectorAll('#board [data-topic]'), c => [c.dataset.topic, c.dataset.id]))`, &board)
+	want := map[string]string{"device:7f3a-01": ids[6], "device:7f3a-02": ids[4], "device:9c1e-07": ids[2], "seller:42": ids[3], "broadcast": ids[5]}
+	if fmt.Sprint(board) != fmt.Sprint(want) {
+		t.Errorf("board (topic → latest id) %v, want %v", board, want)
+	}
+	if c := text(t, ctx, "cursor"); c == "" || c == "–" {
+		t.Errorf("cursor %q, want the last event id", c)
+	}
+	if n := text(t, ctx, "count"); n != fmt.Sprint(len(ids)) {
+		t.Errorf("event count %s, want %d", n, len(ids))
+	}
+	saveScreenshot(t, ctx, "console.png")
+}
+
+// frontTo is a small reverse proxy in front of read-api pods: each request
+// goes to the first pod that accepts a TCP connection. It does not buffer
+// (FlushInterval -1), as an SSE-aware front must not.
+func frontTo(t *testing.T, pods ...*stack.Proc) *httptest.Server {
+	t.Helper()
+	type backend struct {
+		host  string
+		proxy *httputil.ReverseProxy
+	}
+	var backends []backend
+	for _, p := range pods {
+		u, _ := url.Parse(p.URL)
+		rp := httputil.NewSingleHostReverseProxy(u)
+		rp.FlushInterval = -1
+		backends = append(backends, backend{u.Host, rp})
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for _, b := range backends {
+			conn, err := net.DialTimeout("tcp", b.host, 300*time.Millisecond)
+			if err != nil {
+				continue
+			}
+			_ = conn.Close()
+			b.proxy.ServeHTTP(w, r)
+			return
+		}
+		http.Error(w, "no live read-api", http.StatusBadGateway)
+	}))
+	t.Cleanup(func() { srv.CloseClientConnections(); srv.Close() })
+	return srv
+}
+
+// The pod serving the page's stream dies; the browser's EventSource
+// reconnects through the front to the other pod, resumes by cursor, and
+// the page shows every notification exactly once, including those
+// published while it was away.
+func TestBrowserFailover(t *testing.T) {
+	t.Parallel()
+	s := stack.New(t)
+	w := s.StartWrite(nil)
+	r1, r2 := s.StartRead(consoleOn), s.StartRead(consoleOn)
+	front := frontTo(t, r1, r2)
+	pub := publisher.New(w.URL, publisher.WithToken(s.PublisherToken("svc")))
+	ctx := newBrowser(t)
+
+	topics := []string{"device:1", "device:2"}
+	run(t, ctx, 15*time.Second, chromedp.Navigate(consoleURL(front.URL, s.SubscriberToken("fo", topics...), topics, []string{"status"})))
+	waitOpen(t, ctx)
+	if n := metric(t, r1, "notify_read_connections"); n != 1 {
+		t.Fatalf("the page's stream is not on pod 1 (connections %v)", n)
+	}
+
+	note := func(i int) publisher.Notification {
+		return publisher.Notification{Topics: []string{topics[i%2]}, Type: "status", Data: map[string]int{"seq": i}}
+	}
+	var ids []string
+	for i := range 6 {
+		ids = append(ids, publishAll(t, pub, note(i))...)
+	}
+	waitRows(t, ctx, len(ids))
+
+	r1.Kill()
+	for i := 6; i < 16; i++ { // while the page is away
+		ids = append(ids, publishAll(t, pub, note(i))...)
+	}
+	waitRows(t, ctx, len(ids))
+	waitOpen(t, ctx)
+	for i := 16; i < 20; i++ { // and live again, on pod 2
+		ids = append(ids, publishAll(t, pub, note(i))...)
+	}
+	waitRows(t, ctx, len(ids))
+
+	sameSet(t, logIDs(t, ctx), ids)
+	if n := text(t, ctx, "reconnects"); n == "0" {
+		t.Errorf("reconnects %s, want at least 1", n)
+	}
+	if d := text(t, ctx, "dupes"); d != "0" {
+		t.Errorf("the server sent %s duplicates on resume", d)
+	}
+	if n := metric(t, r2, "notify_read_connections"); n != 1 {
+		t.Errorf("pod 2 holds %v streams, want the page's 1", n)
+	}
+}
+
+// fetchStreamJS streams with fetch() and a ReadableStream reader, sending
+// Authorization: Bearer as EventSource polyfills do, and parses SSE frames
+// into window.__fetched.
+const fetchStreamJS = `(() => {
+  window.__fetched = []; window.__fetchOpen = false; window.__fetchErr = '';
+  (async () => {
+    try {
+      const resp = await fetch(%s, {headers: {Authorization: 'Bearer ' + %s, Accept: 'text/event-stream'}, cache: 'no-store'});
+      if (!resp.ok || !resp.headers.get('content-type').startsWith('text/event-stream')) { window.__fetchErr = 'status ' + resp.status; return; }
+      window.__fetchOpen = true;
+      const reader = resp.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buf = '';
+      for (;;) {
+        const {value, done} = await reader.read();
+        if (done) return;
+        buf += value.replace(/\r\n?/g, '\n');
+        let i;
+        while ((i = buf.indexOf('\n\n')) >= 0) {
+          const frame = buf.slice(0, i); buf = buf.slice(i + 2);
+          const ev = {type: 'message', id: '', data: []};
+          for (const line of frame.split('\n')) {
+            if (line === '' || line[0] === ':') continue;
+            const c = line.indexOf(':');
+            const field = c < 0 ? line : line.slice(0, c);
+            let v = c < 0 ? '' : line.slice(c + 1);
+            if (v[0] === ' ') v = v.slice(1);
+            if (field === 'data') ev.data.push(v); else if (field === 'event') ev.type = v; else if (field === 'id') ev.id = v;
+          }
+          if (ev.data.length) window.__fetched.push({type: ev.type, id: ev.id, env: JSON.parse(ev.data.join('\n'))});
+        }
+      }
+    } catch (e) { window.__fetchErr = String(e); }
+  })();
+  return true;
+})()`
+
+// A fetch()-based stream with Authorization: Bearer, in the same page as
+// the console's EventSource, receives the same events.
+func TestBrowserFetchStream(t *testing.T) {
+	t.Parallel()
+	s := stack.New(t)
+	w, r := s.StartWrite(nil), s.StartRead(consoleOn)
+	pub := publisher.New(w.URL, publisher.WithToken(s.PublisherToken("svc")))
+	ctx := newBrowser(t)
+
+	topics := []string{"seller:42"}
+	tok := s.SubscriberToken("fetcher", topics...)
+	run(t, ctx, 15*time.Second, chromedp.Navigate(consoleURL(r.URL, tok, topics, []string{"task.assigned"})))
+	waitOpen(t, ctx)
+	urlJS, _ := json.Marshal("/v1/stream?topic=seller:42")
+	tokJS, _ := json.Marshal(tok)
+	var started bool
+	eval(t, ctx, fmt.Sprintf(fetchStreamJS, urlJS, tokJS), &started)
+	waitFor(t, ctx, 10*time.Second, "fetch stream open", `window.__fetchOpen || window.__fetchErr !== ''`)
+	var fetchErr string
+	if eval(t, ctx, `window.__fetchErr`, &fetchErr); fetchErr != "" {
+		t.Fatalf("fetch stream: %s", fetchErr)
+	}
+
+	var ids []string
+	for i := range 5 {
+		ids = append(ids, publishAll(t, pub, publisher.Notification{Topics: topics, Type: "task.assigned", Data: map[string]int{"taskId": i}})...)
+	}
+	waitRows(t, ctx, len(ids))
+	waitFor(t, ctx, 10*time.Second, "fetch stream events", fmt.Sprintf(`window.__fetched.length >= %d`, len(ids)))
+
+	var fetched []struct {
+		Type string `json:"type"`
+		ID   string `json:"id"`
+		Env  struct {
+			ID    string `json:"id"`
+			Topic string `json:"topic"`
+		} `json:"env"`
+	}
+	eval(t, ctx, `window.__fetched`, &fetched)
+	var got []string
+	for _, f := range fetched {
+		if f.Type != "task.assigned" || f.ID == "" || f.Env.Topic != "seller:42" {
+			t.Errorf("fetch stream event %+v", f)
+		}
+		got = append(got, f.Env.ID)
+	}
+	if fmt.Sprint(got) != fmt.Sprint(ids) {
+		t.Errorf("fetch stream ids %v, want %v in publish order", got, ids)
+	}
+	console := logIDs(t, ctx)
+	slices.Reverse(console) // newest first on the page
+	if fmt.Sprint(console) != fmt.Sprint(ids) {
+		t.Errorf("console ids %v, fetch ids %v: not the same events", console, got)
+	}
+}
+
+// At the token's exp the console shows stream.expired, stops, asks for a
+// fresh token, and with it resumes from its cursor: nothing published in
+// between is lost.
+func TestBrowserConsoleExpiry(t *testing.T) {
+	t.Parallel()
+	s := stack.New(t)
+	w, r := s.StartWrite(nil), s.StartRead(consoleOn)
+	pub := publisher.New(w.URL, publisher.WithToken(s.PublisherToken("svc")))
+	ctx := newBrowser(t)
+
+	topics := []string{"device:5"}
+	short, err := devtoken.Subscriber(stack.Secret, "notifications", "exp", topics, 3*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, ctx, 15*time.Second, chromedp.Navigate(consoleURL(r.URL, short, topics, []string{"status"})))
+	waitOpen(t, ctx)
+	ids := publishAll(t, pub, publisher.Notification{Topics: topics, Type: "status", Data: "before"})
+	waitRows(t, ctx, 1)
+
+	waitFor(t, ctx, 10*time.Second, "state expired", `document.getElementById('state').dataset.state === 'expired'`)
+	var bannerKind string
+	eval(t, ctx, `document.getElementById('banner').dataset.kind || ''`, &bannerKind)
+	if bannerKind != "expired" {
+		t.Errorf("banner kind %q, want expired", bannerKind)
+	}
+	var expiredRows int
+	eval(t, ctx, `document.querySelectorAll('#log li[data-type="stream.expired"]').length`, &expiredRows)
+	if expiredRows != 1 {
+		t.Errorf("%d stream.expired log rows, want 1", expiredRows)
+	}
+
+	ids = append(ids, publishAll(t, pub, publisher.Notification{Topics: topics, Type: "status", Data: "while expired"})...)
+	fresh := s.SubscriberToken("exp", topics...)
+	run(t, ctx, 10*time.Second,
+		chromedp.SetValue(chromedp.ID("token"), fresh),
+		chromedp.Click(chromedp.ID("connect")))
+	waitOpen(t, ctx)
+	waitRows(t, ctx, len(ids))
+	ids = append(ids, publishAll(t, pub, publisher.Notification{Topics: topics, Type: "status", Data: "after"})...)
+	waitRows(t, ctx, len(ids))
+	sameSet(t, logIDs(t, ctx), ids)
+}

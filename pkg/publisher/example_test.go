@@ -1,0 +1,74 @@
+package publisher_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+
+	"notify/pkg/publisher"
+)
+
+// fakeWriteAPI answers like write-api: 202 for a valid call, a problem for
+// a batch whose second item has no topic.
+func fakeWriteAPI() *httptest.Server {
+	return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch r.URL.Path {
+		case "/v1/notifications":
+			w.WriteHeader(http.StatusAccepted)
+			fmt.Fprint(w, `{"id":"01890a5d-ac96-774b-bcce-b302099a8057","topics":["seller:42"]}`)
+		case "/v1/notifications/batch":
+			w.Header().Set("Content-Type", "application/problem+json")
+			w.WriteHeader(http.StatusBadRequest)
+			fmt.Fprint(w, `{"type":"urn:notify:problem:invalid-request","title":"Invalid request","status":400,`+
+				`"detail":"notifications[1]: topics: want 1 to 100 topics, got 0","index":1}`)
+		}
+	}))
+}
+
+func ExampleClient_Publish() {
+	srv := fakeWriteAPI()
+	defer srv.Close()
+
+	c := publisher.New(srv.URL, publisher.WithToken("<publisher JWT>"))
+	res, err := c.Publish(context.Background(), publisher.Notification{
+		Topics: []string{"seller:42"},
+		Type:   "task.assigned",
+		Data:   map[string]int{"taskId": 7},
+	}, publisher.IdempotencyKey("task-7-assigned"))
+	if err != nil {
+		fmt.Println("error:", err)
+		return
+	}
+	fmt.Println(res.ID, res.Topics, res.Replayed)
+	// Output: 01890a5d-ac96-774b-bcce-b302099a8057 [seller:42] false
+}
+
+func ExampleClient_PublishBatch() {
+	srv := fakeWriteAPI()
+	defer srv.Close()
+
+	c := publisher.New(srv.URL, publisher.WithToken("<publisher JWT>"))
+	_, err := c.PublishBatch(context.Background(), []publisher.Notification{
+		{Topics: []string{"device:7f3a-01"}, Type: "status", Data: "online"},
+		{Type: "status", Data: "offline"}, // no topic
+	})
+	var pe *publisher.Error
+	if errors.As(err, &pe) {
+		fmt.Println(pe.Status, pe.Type, *pe.Index)
+		fmt.Println(pe.Detail)
+	}
+	// Output:
+	// 400 urn:notify:problem:invalid-request 1
+	// notifications[1]: topics: want 1 to 100 topics, got 0
+}
+
+func ExampleWithTokenSource() {
+	// A token source is asked on every attempt, so it can refresh tokens.
+	tokens := func(ctx context.Context) (string, error) { return "<fresh publisher JWT>", nil }
+	c := publisher.New("http://write-api:8080", publisher.WithTokenSource(tokens),
+		publisher.WithRetry(publisher.Retry{MaxAttempts: 3}))
+	_ = c
+}
