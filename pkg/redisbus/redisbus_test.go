@@ -32,7 +32,8 @@ func TestPublishPositionsHistoryAndEpochs(t *testing.T) {
 	pub, hist := newBus(t, r)
 	ctx := t.Context()
 	var last notification.Position
-	for i := 1; i <= 12; i++ {
+	const n = 250 // trimming is approximate: whole nodes of 100 entries go
+	for i := 1; i <= n; i++ {
 		pos, err := pub.Publish(ctx, []Item{{Topic: "seller:1", Body: body(i)}})
 		if err != nil {
 			t.Fatal(err)
@@ -50,10 +51,15 @@ func TestPublishPositionsHistoryAndEpochs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(msgs) < 5 || msgs[len(msgs)-1].Pos.Seq != 12 || msgs[0].Pos.Seq == 1 {
+	if len(msgs) < 5 || len(msgs) > 105 || msgs[len(msgs)-1].Pos.Seq != n || msgs[0].Pos.Seq == 1 {
 		t.Fatalf("history after trimming to ~5: %d entries from %d to %d", len(msgs), msgs[0].Pos.Seq, msgs[len(msgs)-1].Pos.Seq)
 	}
-	if string(msgs[len(msgs)-1].Envelope) != `{"id":"id-12","data":12}` || msgs[0].Type != "t" {
+	for i := 1; i < len(msgs); i++ {
+		if msgs[i].Pos.Seq != msgs[i-1].Pos.Seq+1 {
+			t.Fatalf("history has a gap between %d and %d", msgs[i-1].Pos.Seq, msgs[i].Pos.Seq)
+		}
+	}
+	if string(msgs[len(msgs)-1].Envelope) != fmt.Sprintf(`{"id":"id-%d","data":%d}`, n, n) || msgs[0].Type != "t" {
 		t.Fatalf("entry: %+v", msgs[len(msgs)-1])
 	}
 
@@ -122,7 +128,7 @@ func TestSubscriberDeliversAndNoticesReconnect(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan struct{})
 	go func() { _ = sub.Run(ctx, rec); close(done) }()
-	t.Cleanup(func() { cancel(); <-done; _ = sub.Close() })
+	t.Cleanup(func() { cancel(); _ = sub.Close(); <-done }) // Close unblocks a pending read
 
 	p, err := sub.Subscribe(ctx, "seller:1")
 	if err != nil {
