@@ -176,3 +176,12 @@ func rawRequest(t *testing.T, p *stack.Proc, req string, d time.Duration) string
 	out, _ := io.ReadAll(conn)
 	return string(out)
 }
+
+func mustDER(t *testing.T, k *rsa.PrivateKey) []byte {
+	t.Helper()
+	der, err := x509.MarshalPKIXPublicKey(&k.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return der
+}
