@@ -2,11 +2,13 @@ module notify/e2e
 
 go 1.26.8
 
-require notify/pkg v0.0.0
+require (
+	github.com/golang-jwt/jwt/v5 v5.3.1
+	notify/pkg v0.0.0
+)
 
 require (
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
-	github.com/golang-jwt/jwt/v5 v5.3.1 // indirect
 	github.com/redis/go-redis/v9 v9.23.0 // indirect
 	go.uber.org/atomic v1.12.0 // indirect
 	golang.org/x/sys v0.48.0 // indirect
