@@ -62,6 +62,7 @@ func (c *Claims) HasScope(s string) bool {
 // Verifier checks tokens against the configured key set.
 type Verifier struct {
 	keys    jwt.VerificationKeySet
+	byKid   map[string]any // keys labelled with a "kid" PEM header
 	methods []string
 	parser  *jwt.Parser
 }
@@ -106,7 +107,7 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 // Verify parses and validates a token.
 func (v *Verifier) Verify(token Token) (*Claims, error) {
 	claims := &Claims{}
-	_, err := v.parser.ParseWithClaims(string(token), claims, func(*jwt.Token) (any, error) { return v.keys, nil })
+	_, err := v.parser.ParseWithClaims(string(token), claims, v.keyFor)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrUnauthenticated, err)
 	}
@@ -116,9 +117,24 @@ func (v *Verifier) Verify(token Token) (*Claims, error) {
 	return claims, nil
 }
 
+// keyFor selects the verification key. A token whose kid names a labelled
+// key is checked against that key only; any other token (no kid, or a kid
+// this file does not label) against every key of the set. Either way the
+// signature must verify with a configured key, so kid is only a hint that
+// saves work and makes rotation visible; it grants nothing.
+func (v *Verifier) keyFor(t *jwt.Token) (any, error) {
+	if kid, ok := t.Header["kid"].(string); ok {
+		if k, ok := v.byKid[kid]; ok {
+			return k, nil
+		}
+	}
+	return v.keys, nil
+}
+
 // loadPEM reads one or more public keys; several blocks form a key set so
-// keys can be rotated with both accepted meanwhile. All keys must be of one
-// family, which pins the accepted algorithms.
+// keys can be rotated with both accepted meanwhile. A block may carry a
+// "kid: <id>" PEM header naming the key (see keyFor). All keys must be of
+// one family, which pins the accepted algorithms.
 func (v *Verifier) loadPEM(path string) error {
 	raw, err := os.ReadFile(path)
 	if err != nil {
@@ -145,11 +161,30 @@ func (v *Verifier) loadPEM(path string) error {
 		family = f
 		v.methods = methods
 		v.keys.Keys = append(v.keys.Keys, pub)
+		if kid := pemKid(block); kid != "" {
+			if _, dup := v.byKid[kid]; dup {
+				return fmt.Errorf("%w: JWT_PUBLIC_KEY_FILE labels two keys kid %q", ErrConfig, kid)
+			}
+			if v.byKid == nil {
+				v.byKid = map[string]any{}
+			}
+			v.byKid[kid] = pub
+		}
 	}
 	if len(v.keys.Keys) == 0 {
 		return fmt.Errorf("%w: JWT_PUBLIC_KEY_FILE holds no PEM public key", ErrConfig)
 	}
 	return nil
+}
+
+// pemKid returns the block's "kid" header (any letter case), trimmed.
+func pemKid(b *pem.Block) string {
+	for k, val := range b.Headers {
+		if strings.EqualFold(k, "kid") {
+			return strings.TrimSpace(val)
+		}
+	}
+	return ""
 }
 
 func methodsFor(pub any) (family string, methods []string, err error) {

@@ -46,7 +46,9 @@ func New(cfg config.Config, log *zap.Logger) (*App, error) {
 	reg := httpserver.NewRegistry()
 	engine := httpserver.NewEngine(log, cfg.CORSOrigins)
 	httpserver.MountOps(engine, reg, func(ctx context.Context) error { return redisbus.Ping(ctx, client) })
-	httpapi.New(verifier, service, ingest.Limits{MaxDataBytes: cfg.MaxDataBytes, MaxBatch: cfg.MaxBatch}, log).Mount(engine)
+	httpapi.New(verifier, service, ingest.Limits{MaxDataBytes: cfg.MaxDataBytes, MaxBatch: cfg.MaxBatch}, log).
+		WithRateLimit(httpapi.RateLimit{PerSecond: cfg.PublishRateLimit, Burst: cfg.RateBurst()}).
+		Mount(engine)
 
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {

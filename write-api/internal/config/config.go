@@ -4,6 +4,7 @@ package config
 
 import (
 	"fmt"
+	"math"
 	"time"
 
 	shared "notify/pkg/config"
@@ -17,6 +18,11 @@ type Config struct {
 	HistoryTTL    time.Duration `env:"HISTORY_TTL" envDefault:"24h"`
 	MaxDataBytes  int           `env:"MAX_DATA_BYTES" envDefault:"65536"`
 	MaxBatch      int           `env:"MAX_BATCH" envDefault:"500"`
+	// PublishRateLimit is requests per second per publisher (token sub);
+	// 0 turns the limit off. PublishRateBurst is the bucket size (0: the
+	// rate rounded up, at least 1).
+	PublishRateLimit float64 `env:"PUBLISH_RATE_LIMIT" envDefault:"0"`
+	PublishRateBurst int     `env:"PUBLISH_RATE_BURST" envDefault:"0"`
 }
 
 // Load reads the configuration from environ, or the process environment
@@ -43,8 +49,21 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: MAX_DATA_BYTES must be between 1 and %d", shared.ErrInvalid, MaxBodyBytes)
 	case c.MaxBatch < 1:
 		return fmt.Errorf("%w: MAX_BATCH must be at least 1", shared.ErrInvalid)
+	case c.PublishRateLimit < 0 || math.IsNaN(c.PublishRateLimit) || math.IsInf(c.PublishRateLimit, 0):
+		return fmt.Errorf("%w: PUBLISH_RATE_LIMIT must be a number >= 0 (0 = off)", shared.ErrInvalid)
+	case c.PublishRateBurst < 0:
+		return fmt.Errorf("%w: PUBLISH_RATE_BURST must be >= 0", shared.ErrInvalid)
 	}
 	return nil
+}
+
+// RateBurst is the effective burst: PUBLISH_RATE_BURST, or the rate
+// rounded up when it is 0.
+func (c Config) RateBurst() int {
+	if c.PublishRateBurst > 0 {
+		return c.PublishRateBurst
+	}
+	return max(1, int(math.Ceil(c.PublishRateLimit)))
 }
 
 // MaxBodyBytes caps a request body (contract: 413 above 1 MiB).

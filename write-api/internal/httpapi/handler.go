@@ -12,6 +12,7 @@ import (
 	"mime"
 	"net/http"
 	"slices"
+	"time"
 
 	"github.com/gin-gonic/gin"
 	"go.uber.org/zap"
@@ -28,12 +29,20 @@ type Handler struct {
 	verifier *auth.Verifier
 	service  *ingest.Service
 	limits   ingest.Limits
+	rate     *publisherLimiter
 	log      *zap.Logger
 }
 
 // New returns the handler.
 func New(verifier *auth.Verifier, service *ingest.Service, limits ingest.Limits, log *zap.Logger) *Handler {
 	return &Handler{verifier: verifier, service: service, limits: limits, log: log}
+}
+
+// WithRateLimit limits each publisher (token subject) to rl; over it the
+// client gets 429 with Retry-After before its body is read.
+func (h *Handler) WithRateLimit(rl RateLimit) *Handler {
+	h.rate = newPublisherLimiter(rl)
+	return h
 }
 
 // Mount adds the routes.
@@ -124,6 +133,9 @@ func (h *Handler) authenticate(r *http.Request) (*auth.Claims, error) {
 	}
 	if !claims.HasScope(auth.ScopePublish) {
 		return nil, problem.New(problem.Forbidden, "the token lacks the %s scope", auth.ScopePublish)
+	}
+	if ok, wait := h.rate.allow(claims.Subject, time.Now()); !ok {
+		return nil, &problem.Error{Code: problem.TooManyRequests, Detail: "publish rate limit exceeded for this publisher", RetryAfter: wait}
 	}
 	return claims, nil
 }

@@ -1,0 +1,114 @@
+package e2e
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+
+	"notify/e2e/stack"
+)
+
+func corsRequest(t *testing.T, method, url, origin string, extra map[string]string) *http.Response {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(t.Context(), method, url, nil)
+	if origin != "" {
+		req.Header.Set("Origin", origin)
+	}
+	for k, v := range extra {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp
+}
+
+// Only CORS_ALLOWED_ORIGINS get CORS headers, preflight is answered, and
+// credentials are never allowed (tokens travel in headers or the query,
+// never in cookies), so "*" can never combine with credentials.
+func TestCORS(t *testing.T) {
+	t.Parallel()
+	s := stack.New(t)
+	const allowed = "https://app.example"
+	env := map[string]string{"CORS_ALLOWED_ORIGINS": allowed + ",https://admin.example"}
+	w, r := s.StartWrite(env), s.StartRead(env)
+	plainW, plainR := s.StartWrite(nil), s.StartRead(nil)
+	wild := map[string]string{"CORS_ALLOWED_ORIGINS": "*"}
+	wildW, wildR := s.StartWrite(wild), s.StartRead(wild)
+
+	noCredentials := func(t *testing.T, resp *http.Response) {
+		t.Helper()
+		if v := resp.Header.Get("Access-Control-Allow-Credentials"); v != "" {
+			t.Errorf("Access-Control-Allow-Credentials: %q", v)
+		}
+	}
+	hasNoCORS := func(t *testing.T, resp *http.Response) {
+		t.Helper()
+		for k := range resp.Header {
+			if strings.HasPrefix(k, "Access-Control-") {
+				t.Errorf("unexpected %s: %q", k, resp.Header.Get(k))
+			}
+		}
+	}
+	preflight := map[string]string{"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization, content-type, idempotency-key"}
+	streamPreflight := map[string]string{"Access-Control-Request-Method": "GET", "Access-Control-Request-Headers": "last-event-id, authorization"}
+
+	for _, p := range []struct {
+		proc            *stack.Proc
+		path            string
+		pre             map[string]string
+		plain, wildcard *stack.Proc
+	}{
+		{w, "/v1/notifications", preflight, plainW, wildW},
+		{r, "/v1/stream", streamPreflight, plainR, wildR},
+	} {
+		t.Run(p.proc.Name, func(t *testing.T) {
+			// Allowed origin: exact echo, Vary: Origin, no credentials.
+			resp := corsRequest(t, http.MethodGet, p.proc.URL+"/healthz", allowed, nil)
+			if resp.StatusCode != 200 || resp.Header.Get("Access-Control-Allow-Origin") != allowed || !strings.Contains(strings.Join(resp.Header.Values("Vary"), ","), "Origin") {
+				t.Errorf("allowed origin: %d %v", resp.StatusCode, resp.Header)
+			}
+			noCredentials(t, resp)
+
+			// Preflight from an allowed origin.
+			resp = corsRequest(t, http.MethodOptions, p.proc.URL+p.path, allowed, p.pre)
+			if resp.StatusCode != http.StatusNoContent || resp.Header.Get("Access-Control-Allow-Origin") != allowed {
+				t.Errorf("preflight: %d %v", resp.StatusCode, resp.Header)
+			}
+			for _, h := range strings.Split(p.pre["Access-Control-Request-Headers"], ", ") {
+				if !strings.Contains(strings.ToLower(resp.Header.Get("Access-Control-Allow-Headers")), h) {
+					t.Errorf("preflight does not allow header %s: %q", h, resp.Header.Get("Access-Control-Allow-Headers"))
+				}
+			}
+			if !strings.Contains(resp.Header.Get("Access-Control-Allow-Methods"), p.pre["Access-Control-Request-Method"]) {
+				t.Errorf("preflight methods %q", resp.Header.Get("Access-Control-Allow-Methods"))
+			}
+			noCredentials(t, resp)
+
+			// Other origins, lookalikes included: no CORS header at all.
+			for _, o := range []string{"https://evil.example", "https://app.example.evil.com", "http://app.example", "null", "https://app.example:8443"} {
+				for _, m := range []string{http.MethodGet, http.MethodOptions} {
+					resp := corsRequest(t, m, p.proc.URL+p.path, o, p.pre)
+					hasNoCORS(t, resp)
+					if resp.StatusCode < 400 {
+						t.Errorf("%s from %s: %d", m, o, resp.StatusCode)
+					}
+				}
+			}
+
+			// Nothing configured: no CORS headers for anyone.
+			hasNoCORS(t, corsRequest(t, http.MethodOptions, p.plain.URL+p.path, allowed, p.pre))
+			hasNoCORS(t, corsRequest(t, http.MethodGet, p.plain.URL+"/healthz", allowed, nil))
+
+			// "*": any origin, but never together with credentials.
+			resp = corsRequest(t, http.MethodGet, p.wildcard.URL+"/healthz", "https://anyone.example", nil)
+			if resp.Header.Get("Access-Control-Allow-Origin") != "*" {
+				t.Errorf("wildcard: %v", resp.Header)
+			}
+			noCredentials(t, resp)
+			noCredentials(t, corsRequest(t, http.MethodOptions, p.wildcard.URL+p.path, "https://anyone.example", p.pre))
+		})
+	}
+}
