@@ -14,8 +14,9 @@ build: ## static binaries bin/write-api and bin/read-api
 run: build ## local stack: Redis, write-api :8080, read-api :8081 and :8082
 	./scripts/run-local.sh
 
-test: ## every test: unit, integration (real redis-server), end-to-end
+test: ## every test: unit, integration (real redis-server), end-to-end, short fuzzing
 	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 20m $(MODULES)
+	FUZZTIME=2s ./scripts/fuzz-short.sh
 
 vet:
 	$(GO) vet $(MODULES)

@@ -79,7 +79,7 @@ Publish:
   curl -X POST http://localhost:8080/v1/notifications -H "Authorization: Bearer $PUB" -H 'Content-Type: application/json' -d '{"topics":["seller:42"],"type":"task.assigned","data":{"taskId":7}}'
 
 Console:
-  http://localhost:8081/console/#token=$SUB
+  http://localhost:8081/console/#token=$SUB&topics=seller:42,device:7f3a-01,fleet:acme&types=task.assigned,device.status
 
 Ctrl-C stops everything.
 MSG
