@@ -235,6 +235,12 @@ func TestPodKillAndDrainUnderLoad(t *testing.T) {
 				resp.Body.Close()
 				return resp.StatusCode == http.StatusServiceUnavailable
 			})
+			if c, err := stack.Open(ctx, pods[1].URL+"/v1/stream", bearer(s.SubscriberToken("late", topics[0]))); err == nil {
+				if c.Resp.StatusCode != http.StatusServiceUnavailable {
+					t.Errorf("a new stream on a draining pod: status %d, want 503", c.Resp.StatusCode)
+				}
+				c.Close()
+			}
 		}
 	})
 	if code := <-drainExit; code != 0 {
@@ -336,4 +342,28 @@ func TestRedisRestartWithoutPersistence(t *testing.T) {
 		return true
 	})
 
+}
+
+// MAX_CONNECTION_AGE closes streams (with jitter) so clients reconnect and
+// rebalance; they resume by cursor and lose nothing.
+func TestMaxConnectionAgeRebalancesWithoutLoss(t *testing.T) {
+	t.Parallel()
+	s := stack.New(t)
+	w := s.StartWrite(nil)
+	pods := []string{s.StartRead(map[string]string{"MAX_CONNECTION_AGE": "1s"}).URL, s.StartRead(map[string]string{"MAX_CONNECTION_AGE": "1s"}).URL}
+	topics := []string{"fleet:acme"}
+	ledger := stack.NewLedger()
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	c, err := stack.NewClient(ctx, func() []string { return pods }, s.SubscriberToken("c", topics...), topics, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	publishSteady(t, ctx, publisherFor(s, w), ledger, topics, 300, 50, 1, nil)
+	if err := stack.WaitAll(ledger, []*stack.Client{c}, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if c.Reconnects() < 2 {
+		t.Fatalf("%d reconnects in 6 s with MAX_CONNECTION_AGE=1s", c.Reconnects())
+	}
 }

@@ -103,7 +103,9 @@ func TestSlowClient(t *testing.T) {
 	if peakRSS-baseRSS > 64<<20 {
 		t.Errorf("read-api grew by %d MiB while a client stalled: memory is not bounded", (peakRSS-baseRSS)>>20)
 	}
-	waitUntil(t, 15*time.Second, "the slow stream is closed", func() bool { return metric(t, r, "notify_read_slow_closed_total") >= 1 || metric(t, r, "notify_read_connections") == 1 })
+	waitUntil(t, 15*time.Second, "the slow stream is closed", func() bool {
+		return metric(t, r, "notify_read_slow_closed_total") >= 1 || metric(t, r, "notify_read_connections") == 1
+	})
 
 	// The client wakes up: it reads what reached it, then resumes by cursor.
 	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
