@@ -139,6 +139,12 @@ func TestTwoPodsRouting(t *testing.T) {
 		if got := metric(t, p, "notify_read_connections"); got != 1 {
 			t.Errorf("%s: notify_read_connections = %v, want 1", p.URL, got)
 		}
+		// Each pod read its own device's message and the broadcast, not the other's.
+		if got := metric(t, p, "notify_read_bus_messages_total"); got != 2 && p == r2 {
+			t.Errorf("%s: read %v messages from Redis, want 2", p.URL, got)
+		} else if got != 1 && p == r1 {
+			t.Errorf("%s: read %v messages from Redis, want 1 (broadcast only)", p.URL, got)
+		}
 	}
 }
 

@@ -56,7 +56,7 @@ func New(cfg config.Config, log *zap.Logger) (*App, error) {
 	a.hub = hub.New(a.subscriber, log)
 
 	reg := httpserver.NewRegistry()
-	metrics := httpapi.NewMetrics(reg, func() float64 { return float64(a.hub.Subscribed()) })
+	metrics := httpapi.NewMetrics(reg, a.hub)
 	engine := httpserver.NewEngine(log, cfg.CORSOrigins)
 	httpserver.MountOps(engine, reg, a.ready)
 	limits := httpapi.Limits{

@@ -49,6 +49,8 @@ type Hub struct {
 	// changes that cause them; it is never held across a round trip.
 	subMu      sync.Mutex
 	subscribed atomic.Int64 // topics held in Redis
+	received   atomic.Int64 // messages read from Redis
+	delivered  atomic.Int64 // events pushed to streams
 }
 
 type shard struct {
@@ -201,6 +203,7 @@ func (h *Hub) Leave(m Member, topics []string) {
 
 // Deliver fans a message out to the topic's members (redisbus.Handler).
 func (h *Hub) Deliver(msg notification.Message) {
+	h.received.Add(1)
 	s := h.shard(msg.Topic)
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -212,6 +215,7 @@ func (h *Hub) Deliver(msg notification.Message) {
 	for m := range e.members {
 		m.Push(ev)
 	}
+	h.delivered.Add(int64(len(e.members)))
 }
 
 // Resubscribed tells the topic's members to check history (redisbus.Handler).
@@ -284,6 +288,12 @@ func (h *Hub) unsubscribeIdle(ctx context.Context, now time.Time) {
 
 // Subscribed is how many topics the pod holds in Redis.
 func (h *Hub) Subscribed() int64 { return h.subscribed.Load() }
+
+// Received is how many messages the pod has read from Redis.
+func (h *Hub) Received() int64 { return h.received.Load() }
+
+// Delivered is how many events the pod has queued to streams.
+func (h *Hub) Delivered() int64 { return h.delivered.Load() }
 
 // Topics is how many topics the registry holds (with or without members).
 func (h *Hub) Topics() int {
