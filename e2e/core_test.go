@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"notify/e2e/stack"
+	"notify/pkg/redisbus"
 )
 
 func bearer(tok string) http.Header { return http.Header{"Authorization": {"Bearer " + tok}} }
@@ -126,7 +127,7 @@ func TestTwoPodsRouting(t *testing.T) {
 	// Redis knows each channel to be subscribed exactly once: by its pod.
 	rc := s.Redis.Client()
 	for topic, want := range map[string]int64{"device:1": 1, "device:2": 1, "broadcast": 2, "device:3": 0} {
-		ch := "notify:ch:{" + topic + "}"
+		ch := redisbus.Keys{Prefix: "notify:"}.Channel(topic)
 		got := rc.PubSubNumSub(t.Context(), ch).Val()[ch]
 		if got != want {
 			t.Errorf("subscribers of %s = %d, want %d", ch, got, want)

@@ -320,6 +320,7 @@ func TestRedisRestartWithoutPersistence(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	waitUntil(t, 5*time.Second, "stream open", func() bool { return metric(t, r, "notify_read_connections") == 1 })
 	pub := publisherFor(s, w)
 	publishSteady(t, ctx, pub, ledger, topics, 40, 200, 1, nil)
 	if err := stack.WaitAll(ledger, []*stack.Client{c}, 10*time.Second); err != nil {
@@ -359,6 +360,7 @@ func TestMaxConnectionAgeRebalancesWithoutLoss(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	waitUntil(t, 5*time.Second, "stream open", func() bool { return c.Opened() })
 	publishSteady(t, ctx, publisherFor(s, w), ledger, topics, 300, 50, 1, nil)
 	if err := stack.WaitAll(ledger, []*stack.Client{c}, 10*time.Second); err != nil {
 		t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"notify/e2e/stack"
+	"notify/pkg/redisbus"
 )
 
 // One subject cannot hold more than MAX_CONNECTIONS_PER_SUBJECT streams;
@@ -291,7 +292,7 @@ func TestConnectionFlood(t *testing.T) {
 	id := publish(t, w, pub, []string{"seller:normal"}, "after", 0)
 	expect(t, normal, id, "seller:normal")
 	// The pod let go of the flood's topic in Redis too.
-	ch := "notify:ch:{seller:flood}"
+	ch := redisbus.Keys{Prefix: "notify:"}.Channel("seller:flood")
 	for deadline := time.Now().Add(10 * time.Second); s.Redis.Client().PubSubNumSub(t.Context(), ch).Val()[ch] != 0; {
 		if time.Now().After(deadline) {
 			t.Fatalf("%s still subscribed after the flood", ch)

@@ -16,6 +16,7 @@ import (
 
 	"notify/e2e/stack"
 	"notify/pkg/publisher"
+	"notify/pkg/redisbus"
 	"notify/pkg/redistest"
 	"notify/pkg/sseclient"
 )
@@ -123,6 +124,7 @@ func TestSlowClient(t *testing.T) {
 	if len(got) >= 800 {
 		t.Fatalf("the stalled client got all %d events before resuming: nothing was cut", len(got))
 	}
+	cut := len(got)
 	h := bearer(tok)
 	h.Set("Last-Event-ID", p.LastEventID())
 	resumed, err := stack.Open(t.Context(), r.URL+"/v1/stream?topic=seller:slow", h)
@@ -139,7 +141,8 @@ func TestSlowClient(t *testing.T) {
 		got = append(got, env.ID)
 	}
 	if err := stack.Compare(ledger.Topic("seller:slow"), got); err != nil {
-		t.Fatal(err)
+		w := ledger.Topic("seller:slow")
+		t.Fatalf("%v\nwant %v\ngot  %v (first %d from the stalled socket)", err, w[:4], got[:4], cut)
 	}
 }
 
@@ -187,7 +190,7 @@ func TestFrozenPodRecovers(t *testing.T) {
 			}
 			ledger.Add(topic, res.ID)
 		}
-		ch := "notify:ch:{seller:1}"
+		ch := redisbus.Keys{Prefix: "notify:"}.Channel("seller:1")
 		return rc.PubSubNumSub(ctx, ch).Val()[ch] == 0
 	})
 	r.Signal(syscall.SIGCONT)

@@ -48,7 +48,12 @@ type Client struct {
 	got    map[string][]string
 	resets []string
 	closed chan error
+	opened atomic.Bool
 }
+
+// Opened reports whether a stream has been established (headers received:
+// from then on nothing published is missed).
+func (c *Client) Opened() bool { return c.opened.Load() }
 
 // NewClient subscribes to topics through pods, picking the next pod on
 // every (re)connection attempt, so a dead or draining pod is skipped.
@@ -70,6 +75,7 @@ func NewClient(ctx context.Context, pods func() []string, token string, topics [
 		MaxDelay:       2 * time.Second,
 		Jitter:         0.5,
 		RetryResponse:  sseclient.RetryUnavailable,
+		OnOpen:         func(*http.Response) { c.opened.Store(true) },
 	})
 	if err != nil {
 		return nil, err
@@ -136,7 +142,11 @@ func Compare(want, got []string) error {
 			dups += n - 1
 		}
 	}
-	return fmt.Errorf("want %d ids, got %d: %d missing, %d duplicated, order differs=%v", len(want), len(got), missing, dups, missing == 0 && dups == 0)
+	first := 0
+	for first < min(len(want), len(got)) && want[first] == got[first] {
+		first++
+	}
+	return fmt.Errorf("want %d ids, got %d: %d missing, %d duplicated, first difference at %d", len(want), len(got), missing, dups, first)
 }
 
 // WaitAll waits until every client has exactly what the ledger holds for

@@ -47,6 +47,18 @@ func New(t testing.TB, opts ...redistest.Option) *Stack {
 	}}
 }
 
+// NewBare returns a stack without a Redis of its own, for tests that start
+// a Redis topology (Sentinel, Cluster) and pass it in env.
+func NewBare(t testing.TB, env map[string]string) *Stack {
+	t.Helper()
+	if _, err := Binaries(); err != nil {
+		t.Fatal(err)
+	}
+	base := map[string]string{"JWT_HS256_SECRET": Secret, "LOG_LEVEL": "warn"}
+	maps.Copy(base, env)
+	return &Stack{t: t, Env: base}
+}
+
 // Proc is a running service process.
 type Proc struct {
 	t    testing.TB

@@ -6,32 +6,71 @@ package redisbus
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"hash/fnv"
+	"strconv"
 	"strings"
 )
 
-// Keys names every key and channel. Each topic's keys and channel carry the
-// topic as a hash tag, so in Redis Cluster they share one slot and the
-// publish script and a sharded channel can live on one node.
+// Partitions is how many hash tags topics are spread over. A topic's keys
+// and channel carry its partition's tag, so in Redis Cluster they share one
+// slot (the publish script and SPUBLISH run on one node), and a read pod
+// needs at most one sharded pub/sub connection per partition, however many
+// topics it holds. Changing it renames every key: it is fixed.
+const Partitions = 64
+
+// Keys names every key and channel.
 type Keys struct {
 	Prefix string
 }
 
+// Partition is the topic's partition.
+func (k Keys) Partition(topic string) int {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(topic))
+	return int(h.Sum32() % Partitions)
+}
+
+func (k Keys) tag(part int) string { return k.Prefix + "{" + strconv.Itoa(part) + "}:" }
+
 // Meta is the hash holding the topic's epoch and last sequence number.
-func (k Keys) Meta(topic string) string { return k.Prefix + "{" + topic + "}:meta" }
+func (k Keys) Meta(topic string) string { return k.tag(k.Partition(topic)) + "meta:" + topic }
 
 // History is the Redis Stream of the topic's recent events, entry id 0-<seq>.
-func (k Keys) History(topic string) string { return k.Prefix + "{" + topic + "}:hist" }
+func (k Keys) History(topic string) string { return k.tag(k.Partition(topic)) + "hist:" + topic }
 
 // Channel is the topic's pub/sub channel; it contains the topic verbatim.
-func (k Keys) Channel(topic string) string { return k.Prefix + "ch:{" + topic + "}" }
+func (k Keys) Channel(topic string) string { return k.tag(k.Partition(topic)) + "ch:" + topic }
+
+// ProbeChannel is a pod's own channel in a partition, for liveness probes.
+func (k Keys) ProbeChannel(part int, pod string) string { return k.tag(part) + "probe:" + pod }
 
 // TopicOf is the inverse of Channel.
 func (k Keys) TopicOf(channel string) (string, bool) {
-	rest, ok := strings.CutPrefix(channel, k.Prefix+"ch:{")
+	part, rest, ok := k.split(channel)
 	if !ok {
 		return "", false
 	}
-	return strings.CutSuffix(rest, "}")
+	topic, ok := strings.CutPrefix(rest, "ch:")
+	return topic, ok && k.Partition(topic) == part
+}
+
+// PartitionOf returns the partition of any channel these keys name.
+func (k Keys) PartitionOf(channel string) (int, bool) {
+	part, _, ok := k.split(channel)
+	return part, ok
+}
+
+func (k Keys) split(channel string) (part int, rest string, ok bool) {
+	s, ok := strings.CutPrefix(channel, k.Prefix+"{")
+	if !ok {
+		return 0, "", false
+	}
+	num, rest, ok := strings.Cut(s, "}:")
+	if !ok {
+		return 0, "", false
+	}
+	part, err := strconv.Atoi(num)
+	return part, rest, err == nil && part >= 0 && part < Partitions
 }
 
 // Idempotency names a publisher's idempotency record. Subject and key are

@@ -2,8 +2,6 @@ package redisbus
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"sync/atomic"
 	"time"
 
@@ -25,10 +23,8 @@ type probe struct {
 	answer    chan struct{}
 }
 
-func newProbe(keys Keys) probe {
-	id := make([]byte, 8)
-	_, _ = rand.Read(id)
-	return probe{channel: keys.Prefix + "probe:" + hex.EncodeToString(id), answer: make(chan struct{}, 1)}
+func newProbe(channel string) probe {
+	return probe{channel: channel, answer: make(chan struct{}, 1)}
 }
 
 func (p *probe) heard() { p.lastHeard.Store(time.Now().UnixNano()) }
@@ -40,10 +36,8 @@ func (p *probe) answered() {
 	}
 }
 
-func (p *probe) run(ctx context.Context, s *Subscriber) {
-	if pending, err := s.subscribe(ctx, []string{p.channel}); err == nil {
-		_ = pending.Wait(ctx)
-	}
+func (p *probe) run(ctx context.Context, sh *shard) {
+	_ = sh.subscribe(ctx, []string{p.channel})
 	tick := time.NewTicker(probeEvery / 3)
 	defer tick.Stop()
 	for {
@@ -60,18 +54,23 @@ func (p *probe) run(ctx context.Context, s *Subscriber) {
 		default:
 		}
 		pctx, cancel := context.WithTimeout(ctx, probeTimeout)
-		err := s.client.Publish(pctx, p.channel, "probe").Err()
+		var err error
+		if sh.s.sharded {
+			err = sh.s.client.SPublish(pctx, p.channel, "probe").Err()
+		} else {
+			err = sh.s.client.Publish(pctx, p.channel, "probe").Err()
+		}
 		if err == nil {
 			select {
 			case <-p.answer:
 			case <-pctx.Done():
 				if ctx.Err() == nil {
-					s.log.Warn("pub/sub connection is deaf to its own probe; reconnecting")
-					s.reconnect()
+					sh.s.log.Warn("pub/sub connection is deaf to its own probe; reconnecting", zap.Int("partition", sh.part))
+					sh.reconnect()
 				}
 			}
 		} else if ctx.Err() == nil {
-			s.log.Debug("probe publish failed", zap.Error(err))
+			sh.s.log.Debug("probe publish failed", zap.Error(err))
 		}
 		cancel()
 	}

@@ -2,23 +2,20 @@ package redisbus
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
-	"maps"
-	"slices"
 	"sync"
-	"sync/atomic"
-	"time"
 
-	"github.com/cenkalti/backoff/v5"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
 	"notify/pkg/notification"
 )
 
-// Handler receives what the subscriber reads. Its methods run on the
-// subscriber's read loop and must not block.
+// Handler receives what the subscriber reads. Its methods run on a shard's
+// read loop and must not block.
 type Handler interface {
 	// Deliver is called for every message, in channel order.
 	Deliver(notification.Message)
@@ -28,45 +25,38 @@ type Handler interface {
 	Resubscribed(topic string)
 }
 
-// Subscriber holds one pub/sub connection subscribed to exactly the
-// topics the hub asks for. go-redis reconnects and resubscribes on its
-// own; the subscriber notices that and tells the handler.
+// Subscriber holds the pod's pub/sub subscriptions, exactly the topics the
+// hub asks for. Standalone and Sentinel use one connection; Redis Cluster
+// uses sharded pub/sub with one connection per partition in use, each on
+// the node that owns the partition's slot. go-redis reconnects and
+// resubscribes on its own; the subscriber notices and tells the handler.
 type Subscriber struct {
 	client  redis.UniversalClient
 	keys    Keys
 	log     *zap.Logger
 	sharded bool
-	probe   probe
+	pod     string // names this pod's probe channels
 
-	psMu sync.RWMutex // guards ps; replaced when a probe finds it deaf
-	ps   *redis.PubSub
+	mu      sync.Mutex
+	waiters map[string][]chan struct{} // channel → Subscribe calls awaiting confirmation
+	shards  map[int]*shard             // partition (always 0 unless sharded) → connection
+	run     *runState                  // set once Run has started
+}
 
-	mu       sync.Mutex
-	waiters  map[string][]chan struct{} // channel → Subscribe calls awaiting confirmation
-	channels map[string]struct{}        // what the connection should be subscribed to
-
-	lastErr atomic.Pointer[error] // last read error; nil while reads succeed
+type runState struct {
+	ctx context.Context
+	h   Handler
+	wg  sync.WaitGroup
 }
 
 // NewSubscriber creates an idle subscriber; call Run to read.
 func NewSubscriber(client redis.UniversalClient, keys Keys, sharded bool, log *zap.Logger) *Subscriber {
-	s := &Subscriber{client: client, keys: keys, log: log, sharded: sharded, waiters: map[string][]chan struct{}{}, channels: map[string]struct{}{}}
-	s.ps = s.newPubSub()
-	s.probe = newProbe(keys)
-	return s
-}
-
-func (s *Subscriber) newPubSub(channels ...string) *redis.PubSub {
-	if s.sharded {
-		return s.client.SSubscribe(context.Background(), channels...)
+	id := make([]byte, 8)
+	_, _ = rand.Read(id)
+	return &Subscriber{
+		client: client, keys: keys, log: log, sharded: sharded, pod: hex.EncodeToString(id),
+		waiters: map[string][]chan struct{}{}, shards: map[int]*shard{},
 	}
-	return s.client.Subscribe(context.Background(), channels...)
-}
-
-func (s *Subscriber) pubsub() *redis.PubSub {
-	s.psMu.RLock()
-	defer s.psMu.RUnlock()
-	return s.ps
 }
 
 // ErrSubscribe is wrapped when Redis did not confirm a subscription.
@@ -97,19 +87,13 @@ func (s *Subscriber) subscribe(ctx context.Context, channels []string) (*Pending
 	for i, ch := range channels {
 		p.waits[i] = make(chan struct{})
 		s.waiters[ch] = append(s.waiters[ch], p.waits[i])
-		s.channels[ch] = struct{}{}
 	}
 	s.mu.Unlock()
-
-	var err error
-	if ps := s.pubsub(); s.sharded {
-		err = ps.SSubscribe(ctx, p.channels...)
-	} else {
-		err = ps.Subscribe(ctx, p.channels...)
-	}
-	if err != nil {
-		s.dropWaiters(p.channels, p.waits)
-		return nil, fmt.Errorf("redisbus: subscribe %d channels: %w", len(channels), err)
+	for sh, chs := range s.group(channels) {
+		if err := sh.subscribe(ctx, chs); err != nil {
+			s.dropWaiters(p.channels, p.waits)
+			return nil, fmt.Errorf("redisbus: subscribe %d channels: %w", len(channels), err)
+		}
 	}
 	return p, nil
 }
@@ -131,100 +115,94 @@ func (p *Pending) Wait(ctx context.Context) error {
 // Unsubscribe stops receiving topics. go-redis forgets them even when the
 // write fails, so a later reconnect does not subscribe them again.
 func (s *Subscriber) Unsubscribe(ctx context.Context, topics ...string) error {
-	if len(topics) == 0 {
-		return nil
-	}
 	channels := make([]string, len(topics))
-	s.mu.Lock()
 	for i, t := range topics {
 		channels[i] = s.keys.Channel(t)
-		delete(s.channels, channels[i])
 	}
-	s.mu.Unlock()
-	var err error
-	if ps := s.pubsub(); s.sharded {
-		err = ps.SUnsubscribe(ctx, channels...)
-	} else {
-		err = ps.Unsubscribe(ctx, channels...)
+	var errs []error
+	for sh, chs := range s.group(channels) {
+		errs = append(errs, sh.unsubscribe(ctx, chs))
 	}
-	if err != nil {
+	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("redisbus: unsubscribe %d topics: %w", len(topics), err)
 	}
 	return nil
 }
 
-// Run reads until ctx ends and hands what it reads to h. Read errors
-// (Redis gone) are retried with jittered backoff; go-redis reconnects and
-// resubscribes on the next read. A probe loop checks that an idle
-// connection still receives, and replaces it if not.
-func (s *Subscriber) Run(ctx context.Context, h Handler) error {
-	if !s.sharded {
-		go s.probe.run(ctx, s)
-	}
-	bo := backoff.NewExponentialBackOff()
-	bo.InitialInterval, bo.MaxInterval = 50*time.Millisecond, 2*time.Second
-	for {
-		msg, err := s.pubsub().Receive(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			s.lastErr.Store(&err)
-			s.log.Warn("redis pub/sub read failed; reconnecting", zap.Error(err))
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-time.After(bo.NextBackOff()):
-			}
-			continue
+// group sorts channels by the connection that carries them, creating
+// connections (and starting their read loops) as needed.
+func (s *Subscriber) group(channels []string) map[*shard][]string {
+	out := map[*shard][]string{}
+	for _, ch := range channels {
+		part := 0
+		if s.sharded {
+			part, _ = s.keys.PartitionOf(ch)
 		}
-		s.lastErr.Store(nil)
-		s.probe.heard()
-		bo.Reset()
-		switch m := msg.(type) {
-		case *redis.Message:
-			if m.Channel == s.probe.channel {
-				s.probe.answered()
-				continue
-			}
-			s.deliver(m, h)
-		case *redis.Subscription:
-			if m.Kind != "subscribe" && m.Kind != "ssubscribe" {
-				continue
-			}
-			if !s.confirm(m.Channel) {
-				if t, ok := s.keys.TopicOf(m.Channel); ok {
-					h.Resubscribed(t)
-				}
-			}
-		}
+		sh := s.shard(part)
+		out[sh] = append(out[sh], ch)
 	}
+	return out
 }
 
-// Healthy reports the last read error, or nil while the connection works.
+func (s *Subscriber) shard(part int) *shard {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sh := s.shards[part]
+	if sh == nil {
+		sh = newShard(s, part)
+		s.shards[part] = sh
+		if s.run != nil {
+			s.start(sh)
+		}
+	}
+	return sh
+}
+
+// start runs a shard's read loop and probe; s.mu is held.
+func (s *Subscriber) start(sh *shard) {
+	r := s.run
+	r.wg.Go(func() { sh.read(r.ctx, r.h) })
+	r.wg.Go(func() { sh.probe.run(r.ctx, sh) })
+}
+
+// Run reads until ctx ends, handing what it reads to h.
+func (s *Subscriber) Run(ctx context.Context, h Handler) error {
+	s.mu.Lock()
+	s.run = &runState{ctx: ctx, h: h}
+	if !s.sharded && s.shards[0] == nil {
+		s.shards[0] = newShard(s, 0) // the probe runs even before any stream
+	}
+	for _, sh := range s.shards {
+		s.start(sh)
+	}
+	r := s.run
+	s.mu.Unlock()
+	<-ctx.Done()
+	s.Close()
+	r.wg.Wait()
+	return nil
+}
+
+// Healthy reports a read error of any connection, or nil while all work.
 func (s *Subscriber) Healthy() error {
-	if err := s.lastErr.Load(); err != nil {
-		return fmt.Errorf("redisbus: pub/sub connection: %w", *err)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, sh := range s.shards {
+		if err := sh.lastErr.Load(); err != nil {
+			return fmt.Errorf("redisbus: pub/sub connection: %w", *err)
+		}
 	}
 	return nil
 }
 
-// reconnect replaces the pub/sub connection with a new one subscribed to
-// the same channels. Redis confirms each again, which tells the handler
-// to resync every topic from history.
-func (s *Subscriber) reconnect() {
-	s.psMu.Lock()
+// Close releases every pub/sub connection.
+func (s *Subscriber) Close() {
 	s.mu.Lock()
-	channels := slices.Collect(maps.Keys(s.channels))
-	s.mu.Unlock()
-	old := s.ps
-	s.ps = s.newPubSub(channels...)
-	s.psMu.Unlock()
-	_ = old.Close()
+	defer s.mu.Unlock()
+	for _, sh := range s.shards {
+		_ = sh.pubsub().Close()
+	}
 }
-
-// Close releases the pub/sub connection.
-func (s *Subscriber) Close() error { return s.pubsub().Close() }
 
 func (s *Subscriber) deliver(m *redis.Message, h Handler) {
 	topic, ok := s.keys.TopicOf(m.Channel)

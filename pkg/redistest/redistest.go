@@ -20,13 +20,15 @@ import (
 
 // Server is one redis-server process.
 type Server struct {
-	t    testing.TB
-	Port int
-	dir  string
-	args []string
+	t        testing.TB
+	Port     int
+	dir      string
+	args     []string
+	sentinel string // sentinel.conf body; empty for a data node
 
-	mu  sync.Mutex
-	cmd *exec.Cmd
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	client *redis.Client
 }
 
 // Option adds redis-server arguments, e.g. AOF or buffer limits.
@@ -63,11 +65,16 @@ func (s *Server) Addr() string { return "127.0.0.1:" + strconv.Itoa(s.Port) }
 // URL is the REDIS_URL of the server.
 func (s *Server) URL() string { return "redis://" + s.Addr() + "/0" }
 
-// Client returns a go-redis client closed at cleanup.
+// Client returns the server's go-redis client, closed at cleanup.
 func (s *Server) Client() *redis.Client {
-	c := redis.NewClient(&redis.Options{Addr: s.Addr()})
-	s.t.Cleanup(func() { _ = c.Close() })
-	return c
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.client == nil {
+		c := redis.NewClient(&redis.Options{Addr: s.Addr()})
+		s.client = c
+		s.t.Cleanup(func() { _ = c.Close() })
+	}
+	return s.client
 }
 
 // Kill stops the server at once (SIGKILL), losing whatever is not on disk.
@@ -102,6 +109,16 @@ func (s *Server) Restart() {
 		"--save", "", "--appendonly", "no", "--daemonize", "no", "--protected-mode", "no",
 		"--logfile", filepath.Join(s.dir, "redis.log"),
 	}, s.args...)
+	if s.sentinel != "" {
+		conf := filepath.Join(s.dir, "sentinel.conf")
+		if _, err := os.Stat(conf); err != nil { // a restart keeps what Sentinel learned
+			body := fmt.Sprintf("port %d\nbind 127.0.0.1\ndir %s\nlogfile %s\n%s", s.Port, s.dir, filepath.Join(s.dir, "redis.log"), s.sentinel)
+			if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
+				s.t.Fatalf("redistest: write sentinel.conf: %v", err)
+			}
+		}
+		args = []string{conf, "--sentinel"}
+	}
 	cmd := exec.Command("redis-server", args...)
 	if err := cmd.Start(); err != nil {
 		s.t.Fatalf("redistest: start redis-server: %v", err)

@@ -103,8 +103,7 @@ func (a *App) Run(ctx context.Context) error {
 	wg.Go(func() { _ = a.subscriber.Run(bg, a.hub) })
 	wg.Go(func() { a.hub.Run(bg) })
 	defer func() {
-		stopBG()
-		_ = a.subscriber.Close()
+		stopBG() // the subscriber closes its connections when it stops
 		wg.Wait()
 		_ = a.client.Close()
 	}()

@@ -71,7 +71,7 @@ func TestConnectDisconnectCyclesReturnToBaseline(t *testing.T) {
 	}
 	waitFor(t, 6*time.Second, "registry back to empty", func() bool { return a.Hub().Topics() == 0 })
 	waitFor(t, 6*time.Second, "no Redis topic subscriptions", func() bool {
-		chans, err := rc.PubSubChannels(t.Context(), "notify:ch:*").Result()
+		chans, err := rc.PubSubChannels(t.Context(), "notify:{*}:ch:*").Result()
 		return err == nil && len(chans) == 0
 	})
 	if got := a.Hub().Subscribed(); got != 0 {
