@@ -163,4 +163,3 @@ func checkFailover(l *stack.Ledger, clients []*stack.Client, failoverAt map[stri
 	}
 	return nil
 }
-
