@@ -3,42 +3,16 @@
 package main
 
 import (
-	"context"
-	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
+	"go.uber.org/zap"
 
-	"notify/pkg/healthcheck"
+	shared "notify/pkg/config"
+	"notify/pkg/service"
 	"notify/read-api/internal/app"
 	"notify/read-api/internal/config"
 )
 
 func main() {
-	if healthcheck.Requested(os.Args) {
-		os.Exit(healthcheck.Run(os.Getenv("HTTP_ADDR"), ":8081"))
-	}
-	if err := run(); err != nil {
-		fmt.Fprintln(os.Stderr, "read-api:", err)
-		os.Exit(1)
-	}
-}
-
-func run() error {
-	cfg, err := config.Load(nil)
-	if err != nil {
-		return err
-	}
-	log, err := cfg.Log.Logger("read-api")
-	if err != nil {
-		return err
-	}
-	defer func() { _ = log.Sync() }()
-	a, err := app.New(cfg, log)
-	if err != nil {
-		return err
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	return a.Run(ctx)
+	service.Main("read-api", ":8081", config.Load,
+		func(c config.Config) shared.Log { return c.Log },
+		func(c config.Config, log *zap.Logger) (service.App, error) { return app.New(c, log) })
 }

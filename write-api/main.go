@@ -3,42 +3,16 @@
 package main
 
 import (
-	"context"
-	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
+	"go.uber.org/zap"
 
-	"notify/pkg/healthcheck"
+	shared "notify/pkg/config"
+	"notify/pkg/service"
 	"notify/write-api/internal/app"
 	"notify/write-api/internal/config"
 )
 
 func main() {
-	if healthcheck.Requested(os.Args) {
-		os.Exit(healthcheck.Run(os.Getenv("HTTP_ADDR"), ":8080"))
-	}
-	if err := run(); err != nil {
-		fmt.Fprintln(os.Stderr, "write-api:", err)
-		os.Exit(1)
-	}
-}
-
-func run() error {
-	cfg, err := config.Load(nil)
-	if err != nil {
-		return err
-	}
-	log, err := cfg.Log.Logger("write-api")
-	if err != nil {
-		return err
-	}
-	defer func() { _ = log.Sync() }()
-	a, err := app.New(cfg, log)
-	if err != nil {
-		return err
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	return a.Run(ctx)
+	service.Main("write-api", ":8080", config.Load,
+		func(c config.Config) shared.Log { return c.Log },
+		func(c config.Config, log *zap.Logger) (service.App, error) { return app.New(c, log) })
 }
