@@ -1,24 +1,25 @@
 package deploytest
 
 import (
+	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
-	"net/http/httptest"
-	"strconv"
+	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
+
+	"notify/e2e/stack"
 )
 
-// backend is the read side that the proxy test puts behind nginx: pods on
-// loopback and a way to publish an event that every pod can deliver. Today it
-// is fakeBackend; the real read-api processes (with write-api or Redis to
-// publish) fit the same shape.
+// backend is the read side that the proxy test puts behind nginx: real
+// read-api pods on loopback sharing one Redis, and write-api to publish.
 type backend struct {
 	pods       []*pod
 	streamPath string      // path and query of a stream request
-	header     http.Header // sent with every stream request (e.g. Authorization)
+	header     http.Header // sent with every stream request
 	publish    func(t *testing.T, data string)
+	decode     func(eventData string) string // the published data inside an event
 }
 
 // pod is one read-api instance.
@@ -28,91 +29,53 @@ type pod struct {
 	stop    func()     // the pod goes away; its open streams end
 }
 
-// fakeBackend starts n fake read-api pods sharing one event log, as real pods
-// share Redis. Each streams text/event-stream with numeric ids and replays
-// after Last-Event-ID, like read-api's cursor. It deliberately omits
-// X-Accel-Buffering: the proxy configuration must not depend on that header.
-func fakeBackend(t *testing.T, n int) *backend {
-	log := &eventLog{changed: make(chan struct{})}
+// realBackend starts a redis-server, write-api and n read-api processes
+// built from this checkout.
+func realBackend(t *testing.T, n int) *backend {
+	s := stack.New(t)
+	w := s.StartWrite(nil)
+	pub := s.PublisherToken("proxy-test")
 	b := &backend{
 		streamPath: "/v1/stream?topic=seller:42",
-		header:     http.Header{},
-		publish:    func(_ *testing.T, data string) { log.append(data) },
+		header:     http.Header{"Authorization": {"Bearer " + s.SubscriberToken("seller-42", "seller:42")}},
+		publish: func(t *testing.T, data string) {
+			body := fmt.Sprintf(`{"topics":["seller:42"],"type":"t","data":%s}`, data)
+			if status, _, resp, err := stack.Post(t.Context(), w.URL+"/v1/notifications", pub, body, nil); err != nil || status != http.StatusAccepted {
+				t.Fatalf("publish: %d %s %v", status, resp, err)
+			}
+		},
+		decode: func(eventData string) string {
+			var env struct{ Data json.RawMessage }
+			_ = json.Unmarshal([]byte(eventData), &env)
+			return string(env.Data)
+		},
 	}
 	for range n {
-		var open atomic.Int64
-		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			open.Add(1)
-			defer open.Add(-1)
-			log.serve(w, r)
-		}))
-		stop := sync.OnceFunc(func() {
-			srv.CloseClientConnections()
-			srv.Close()
-		})
-		t.Cleanup(stop)
+		p := s.StartRead(nil)
 		b.pods = append(b.pods, &pod{
-			addr:    srv.Listener.Addr().String(),
-			streams: func() int { return int(open.Load()) },
-			stop:    stop,
+			addr:    strings.TrimPrefix(p.URL, "http://"),
+			streams: func() int { return openStreams(t, p.URL) },
+			stop:    sync.OnceFunc(p.Kill),
 		})
 	}
 	return b
 }
 
-// eventLog is the fake pods' shared history; event i has id i+1.
-type eventLog struct {
-	mu      sync.Mutex
-	data    []string
-	changed chan struct{} // closed and replaced on every append
-}
-
-func (l *eventLog) append(data string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.data = append(l.data, data)
-	close(l.changed)
-	l.changed = make(chan struct{})
-}
-
-func (l *eventLog) len() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.data)
-}
-
-// after returns the events after cursor and a channel closed on the next append.
-func (l *eventLog) after(cursor int) ([]string, <-chan struct{}) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.data[min(cursor, len(l.data)):], l.changed
-}
-
-func (l *eventLog) serve(w http.ResponseWriter, r *http.Request) {
-	next := l.len() // no Last-Event-ID: live events only
-	if id := r.Header.Get("Last-Event-ID"); id != "" {
-		n, err := strconv.Atoi(id)
-		if err != nil {
-			http.Error(w, "bad Last-Event-ID", http.StatusBadRequest)
-			return
-		}
-		next = n
+// openStreams reads notify_read_connections from a pod's /metrics.
+func openStreams(t *testing.T, url string) int {
+	resp, err := http.Get(url + "/metrics")
+	if err != nil {
+		t.Fatalf("metrics: %v", err)
 	}
-	w.Header().Set("Content-Type", "text/event-stream")
-	w.Header().Set("Cache-Control", "no-cache")
-	fmt.Fprint(w, "retry: 1000\n\n")
-	flusher := w.(http.Flusher)
-	for {
-		events, changed := l.after(next)
-		for _, data := range events {
-			next++
-			fmt.Fprintf(w, "id: %d\ndata: %s\n\n", next, data)
-		}
-		flusher.Flush()
-		select {
-		case <-changed:
-		case <-r.Context().Done():
-			return
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, "notify_read_connections "); ok {
+			var n float64
+			_, _ = fmt.Sscan(v, &n)
+			return int(n)
 		}
 	}
+	t.Fatal("notify_read_connections missing from /metrics")
+	return 0
 }

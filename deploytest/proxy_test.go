@@ -24,7 +24,7 @@ import (
 func TestProxy(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	be := fakeBackend(t, 2)
+	be := realBackend(t, 2)
 	proxyURL := startProxy(t, []string{be.pods[0].addr, be.pods[1].addr})
 	url := proxyURL + be.streamPath
 
@@ -44,8 +44,8 @@ func TestProxy(t *testing.T) {
 		if elapsed := time.Since(start); elapsed > 100*time.Millisecond {
 			t.Errorf("event %d crossed the proxy in %v, want <= 100ms", i, elapsed)
 		}
-		if last.data != data {
-			t.Fatalf("event %d: data %q, want %q", i, last.data, data)
+		if got := be.decode(last.data); got != data {
+			t.Fatalf("event %d: data %q, want %q", i, got, data)
 		}
 	}
 
@@ -62,13 +62,13 @@ func TestProxy(t *testing.T) {
 		t.Fatalf("resumed stream: %d streams on the surviving pod, want 1", n)
 	}
 	for _, data := range missed {
-		if ev := s2.next(ctx, t); ev.data != data {
+		if ev := s2.next(ctx, t); be.decode(ev.data) != data {
 			t.Fatalf("replay after resume: got %+v, want data %s", ev, data)
 		}
 	}
 	live := `{"n":"live"}`
 	be.publish(t, live)
-	if ev := s2.next(ctx, t); ev.data != live {
+	if ev := s2.next(ctx, t); be.decode(ev.data) != live {
 		t.Fatalf("live after resume: got %+v, want data %s", ev, live)
 	}
 }
