@@ -92,11 +92,10 @@ func (s *Service) Publish(ctx context.Context, call Call) (Accepted, error) {
 		return Accepted{}, unavailable(err)
 	}
 	if claim != nil {
-		if err := s.idem.Finish(ctx, claim); err != nil {
-			// Published but not recorded: a retry would publish the same ids
-			// again, which subscribers can recognise. Still acknowledge.
-			return Accepted{IDs: ids}, nil
-		}
+		// Published but, if this fails, not recorded as done: a retry then
+		// takes the claim over and publishes the same ids only where the
+		// topic's history lacks them. Acknowledge either way.
+		_ = s.idem.Finish(ctx, claim)
 	}
 	return Accepted{IDs: ids}, nil
 }
