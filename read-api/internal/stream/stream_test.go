@@ -1,0 +1,261 @@
+package stream
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"notify/pkg/notification"
+	"notify/pkg/sseclient"
+	"notify/read-api/internal/cursor"
+	"notify/read-api/internal/hub"
+)
+
+// history is an in-memory History: per topic an epoch and the retained
+// events (seq → id). It stands in for Redis only in these unit tests of
+// the stream's ordering decisions; the integration tests use real Redis.
+type history struct {
+	mu     sync.Mutex
+	epoch  map[string]uint64
+	events map[string]map[uint64]string
+	last   map[string]uint64
+}
+
+func newHistory() *history {
+	return &history{epoch: map[string]uint64{}, events: map[string]map[uint64]string{}, last: map[string]uint64{}}
+}
+
+func (h *history) add(topic string, epoch, seq uint64) *hub.Event {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.epoch[topic] != epoch {
+		h.epoch[topic], h.events[topic] = epoch, map[uint64]string{}
+	}
+	id := fmt.Sprintf("%s/%d/%d", topic, epoch, seq)
+	h.events[topic][seq], h.last[topic] = id, seq
+	return hub.NewEvent(notification.Message{Topic: topic, Pos: notification.Position{Epoch: epoch, Seq: seq}, Type: "t", Envelope: []byte(`"` + id + `"`)})
+}
+
+func (h *history) trim(topic string, below uint64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for seq := range h.events[topic] {
+		if seq < below {
+			delete(h.events[topic], seq)
+		}
+	}
+}
+
+func (h *history) Positions(_ context.Context, topics []string) ([]notification.Position, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]notification.Position, len(topics))
+	for i, t := range topics {
+		if h.epoch[t] != 0 {
+			out[i] = notification.Position{Epoch: h.epoch[t], Seq: h.last[t]}
+		}
+	}
+	return out, nil
+}
+
+func (h *history) Range(_ context.Context, topic string, epoch, after uint64, count int64) ([]notification.Message, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []notification.Message
+	for seq := after + 1; seq <= h.last[topic] && int64(len(out)) < count; seq++ {
+		if id, ok := h.events[topic][seq]; ok && h.epoch[topic] == epoch {
+			out = append(out, notification.Message{Topic: topic, Pos: notification.Position{Epoch: epoch, Seq: seq}, Type: "t", Envelope: []byte(`"` + id + `"`)})
+		}
+	}
+	return out, nil
+}
+
+// recorder is a ResponseWriter safe to read while the stream writes.
+type recorder struct {
+	mu      sync.Mutex
+	header  http.Header
+	body    bytes.Buffer
+	flushed chan struct{} // closed at the first flush: the head is out
+	once    sync.Once
+}
+
+func newRecorder() *recorder { return &recorder{header: http.Header{}, flushed: make(chan struct{})} }
+
+func (r *recorder) Header() http.Header { return r.header }
+func (r *recorder) WriteHeader(int)     {}
+func (r *recorder) Write(b []byte) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.body.Write(b)
+}
+func (r *recorder) Flush() { r.once.Do(func() { close(r.flushed) }) }
+func (r *recorder) bytes() []byte {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return bytes.Clone(r.body.Bytes())
+}
+
+// serve runs a stream, calls feed once the stream is live, waits until the
+// output has been quiet for 100 ms, and returns what the client received.
+func serve(t *testing.T, h *history, topics []string, lastEventID string, limits Limits, feed func(s *Stream)) ([]sseclient.Event, error) {
+	t.Helper()
+	s := New(topics, h, limits, zap.NewNop())
+	rec := newRecorder()
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() {
+		done <- s.Serve(ctx, rec, Options{LastEventID: lastEventID, Expiry: time.Now().Add(time.Hour), MaxAge: time.Hour})
+	}()
+	select {
+	case <-rec.flushed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the stream never started")
+	}
+	feed(s)
+	for last, quiet := -1, time.Now(); time.Since(quiet) < 100*time.Millisecond; time.Sleep(10 * time.Millisecond) {
+		if n := len(rec.bytes()); n != last {
+			last, quiet = n, time.Now()
+		}
+	}
+	cancel()
+	err := <-done
+	evs, perr := sseclient.ParseBytes(rec.bytes(), nil)
+	if perr != nil {
+		t.Fatal(perr)
+	}
+	return evs, err
+}
+
+func datas(evs []sseclient.Event) []string {
+	var out []string
+	for _, ev := range evs {
+		if strings.HasPrefix(ev.Type, "stream.") {
+			out = append(out, ev.Type)
+		} else {
+			out = append(out, strings.Trim(ev.Data, `"`))
+		}
+	}
+	return out
+}
+
+func limits() Limits { return DefaultLimits(time.Hour) }
+
+func TestLiveInOrderDropsDuplicatesAndFillsGaps(t *testing.T) {
+	t.Parallel()
+	h := newHistory()
+	evs, err := serve(t, h, []string{"a:1"}, "", limits(), func(s *Stream) {
+		e1, e2 := h.add("a:1", 7, 1), h.add("a:1", 7, 2)
+		e3, e4 := h.add("a:1", 7, 3), h.add("a:1", 7, 4)
+		for _, ev := range []*hub.Event{e1, e2, e2, e4, e3} { // a duplicate, then 3 missed live
+			s.Push(ev)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := datas(evs), []string{"a:1/7/1", "a:1/7/2", "a:1/7/3", "a:1/7/4"}; !slices.Equal(got, want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+}
+
+func cursorAt(topics []string, pos ...notification.Position) string {
+	keys := make([]cursor.TopicKey, len(topics))
+	for i, t := range topics {
+		keys[i] = cursor.KeyOf(t)
+	}
+	b, _ := cursor.Append(nil, nil, keys, pos)
+	return string(b)
+}
+
+func TestResume(t *testing.T) {
+	t.Parallel()
+	topics := []string{"a:1", "b:2"}
+	tests := []struct {
+		name   string
+		setup  func(h *history)
+		cursor string
+		want   []string
+	}{
+		{"replays what was missed per topic", func(h *history) {
+			for seq := uint64(1); seq <= 4; seq++ {
+				h.add("a:1", 7, seq)
+			}
+			h.add("b:2", 9, 1)
+		}, cursorAt(topics, notification.Position{Epoch: 7, Seq: 2}, notification.Position{}), []string{"a:1/7/3", "a:1/7/4", "b:2/9/1"}},
+		{"trimmed history is announced", func(h *history) {
+			for seq := uint64(1); seq <= 6; seq++ {
+				h.add("a:1", 7, seq)
+			}
+			h.trim("a:1", 5)
+		}, cursorAt(topics, notification.Position{Epoch: 7, Seq: 2}, notification.Position{}), []string{"stream.reset", "a:1/7/5", "a:1/7/6"}},
+		{"a new epoch (data lost) is announced", func(h *history) {
+			h.add("a:1", 8, 1)
+			h.add("a:1", 8, 2)
+		}, cursorAt(topics, notification.Position{Epoch: 7, Seq: 5}, notification.Position{}), []string{"stream.reset", "a:1/8/1", "a:1/8/2"}},
+		{"history behind the cursor (rewound) is announced", func(h *history) {
+			h.add("a:1", 7, 1)
+		}, cursorAt(topics, notification.Position{Epoch: 7, Seq: 3}, notification.Position{}), []string{"stream.reset"}},
+		{"an unreadable cursor resets every topic", func(h *history) { h.add("a:1", 7, 1) }, "garbage!", []string{"stream.reset"}},
+		{"a topic the cursor does not cover starts now", func(h *history) { h.add("b:2", 9, 1) },
+			cursorAt([]string{"a:1"}, notification.Position{}), nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := newHistory()
+			tc.setup(h)
+			evs, err := serve(t, h, topics, tc.cursor, limits(), func(*Stream) {})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := datas(evs); !slices.Equal(got, tc.want) {
+				t.Fatalf("got %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// After the pod lost its Redis connection, Resync brings the topic up to
+// date from history although no live event came.
+func TestResync(t *testing.T) {
+	t.Parallel()
+	h := newHistory()
+	h.add("a:1", 7, 1)
+	evs, err := serve(t, h, []string{"a:1"}, "", limits(), func(s *Stream) {
+		h.add("a:1", 7, 2)
+		h.add("a:1", 7, 3)
+		s.Resync("a:1")
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := datas(evs), []string{"a:1/7/2", "a:1/7/3"}; !slices.Equal(got, want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+}
+
+// Past the backlog limit the stream ends as slow instead of growing.
+func TestSlowStreamEnds(t *testing.T) {
+	t.Parallel()
+	h := newHistory()
+	l := limits()
+	l.MaxQueueEvents = 3
+	s := New([]string{"a:1"}, h, l, zap.NewNop())
+	for seq := uint64(1); seq <= 4; seq++ {
+		s.Push(h.add("a:1", 7, seq))
+	}
+	err := s.Serve(t.Context(), httptest.NewRecorder(), Options{Expiry: time.Now().Add(time.Hour), MaxAge: time.Hour})
+	if !errors.Is(err, ErrSlow) {
+		t.Fatalf("Serve = %v, want ErrSlow", err)
+	}
+}
