@@ -22,7 +22,10 @@ func init() { gin.SetMode(gin.ReleaseMode) }
 // and, when origins are configured, CORS for exactly those origins.
 func NewEngine(log *zap.Logger, corsOrigins []string) *gin.Engine {
 	r := gin.New()
-	r.Use(recovery(log), requestid.New(), accessLog(log))
+	// No proxy is trusted to set X-Forwarded-For: the logged client address
+	// is the peer's, never a header a client can forge.
+	_ = r.SetTrustedProxies(nil)
+	r.Use(recovery(log), dropBadRequestID, requestid.New(), accessLog(log))
 	if len(corsOrigins) > 0 {
 		r.Use(cors.New(cors.Config{
 			AllowOrigins:     corsOrigins,
@@ -77,4 +80,22 @@ func recovery(log *zap.Logger) gin.HandlerFunc {
 		problem.Write(c.Writer, problem.New(problem.Internal, ""))
 		c.Abort()
 	})
+}
+
+// dropBadRequestID discards a client-sent X-Request-ID that is long or has
+// characters beyond [A-Za-z0-9._-], so logs only hold ids that are safe to
+// print; requestid then generates a fresh one.
+func dropBadRequestID(c *gin.Context) {
+	id := c.GetHeader("X-Request-ID")
+	if id == "" {
+		return
+	}
+	ok := len(id) <= 64
+	for i := 0; ok && i < len(id); i++ {
+		ch := id[i]
+		ok = ch == '-' || ch == '_' || ch == '.' || (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z')
+	}
+	if !ok {
+		c.Request.Header.Del("X-Request-ID")
+	}
 }
