@@ -11,9 +11,17 @@ import (
 // events of the topic from 1 within one Epoch; a new epoch starts whenever
 // the topic's counter is created anew (first publish, expiry, or Redis
 // losing its data), so a cursor from an old epoch is detectably stale.
+//
+// Link chains a topic's events: each event has a 32-bit link (from its
+// notification id) and records the link of the event before it (Prev in
+// Message). A reader that knows the link at its position can tell that the
+// history it continues from is the one it saw, even when a Redis failover
+// lost the tail and new events took the same sequence numbers. Zero means
+// unknown (nothing seen yet).
 type Position struct {
 	Epoch uint64
 	Seq   uint64
+	Link  uint32
 }
 
 // Zero reports whether p marks a topic that has never had an event.
@@ -26,8 +34,41 @@ var ErrBadMessage = errors.New("malformed bus message")
 type Message struct {
 	Topic    string
 	Pos      Position
+	Prev     uint32 // link of the topic's previous event; 0 for the first of an epoch
 	Type     string
 	Envelope []byte // the data line: Envelope JSON, one line
+}
+
+// LinkOf derives an event's link from its notification id: the last eight
+// hex digits (random bits in a UUIDv7), never zero.
+func LinkOf(id string) uint32 {
+	var l uint32
+	if len(id) >= 8 {
+		if v, err := strconv.ParseUint(id[len(id)-8:], 16, 32); err == nil {
+			l = uint32(v)
+		}
+	}
+	return max(l, 1)
+}
+
+// FormatLink is the wire form of a link: eight hex digits, "-" for zero.
+func FormatLink(l uint32) string {
+	if l == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%08x", l)
+}
+
+// ParseLink is the inverse of FormatLink.
+func ParseLink(s string) (uint32, error) {
+	if s == "-" || s == "" {
+		return 0, nil
+	}
+	v, err := strconv.ParseUint(s, 16, 32)
+	if err != nil {
+		return 0, fmt.Errorf("%w: link %q", ErrBadMessage, clip(s))
+	}
+	return uint32(v), nil
 }
 
 // EncodeBody is what the write side stores in history and hands to the
@@ -51,22 +92,39 @@ func DecodeBody(body string) (typ string, envelope []byte, err error) {
 	return typ, []byte(env), nil
 }
 
-// DecodePublished parses a pub/sub payload "<epoch> <seq> <type> <json>".
+// DecodePublished parses a pub/sub payload
+// "<epoch> <seq> <link> <prev> <type> <json>".
 func DecodePublished(topic, payload string) (Message, error) {
-	epoch, rest, ok1 := strings.Cut(payload, " ")
-	seq, body, ok2 := strings.Cut(rest, " ")
-	if !ok1 || !ok2 {
-		return Message{}, fmt.Errorf("%w: want <epoch> <seq> <body>", ErrBadMessage)
+	var f [4]string
+	rest := payload
+	for i := range f {
+		var ok bool
+		if f[i], rest, ok = strings.Cut(rest, " "); !ok {
+			return Message{}, fmt.Errorf("%w: want <epoch> <seq> <link> <prev> <body>", ErrBadMessage)
+		}
 	}
-	pos, err := ParsePosition(epoch, seq)
+	pos, err := ParsePosition(f[0], f[1])
 	if err != nil {
 		return Message{}, err
 	}
-	typ, env, err := DecodeBody(body)
+	if pos.Link, err = ParseLink(f[2]); err != nil {
+		return Message{}, err
+	}
+	prev, err := ParseLink(f[3])
 	if err != nil {
 		return Message{}, err
 	}
-	return Message{Topic: topic, Pos: pos, Type: typ, Envelope: env}, nil
+	typ, env, err := DecodeBody(rest)
+	if err != nil {
+		return Message{}, err
+	}
+	return Message{Topic: topic, Pos: pos, Prev: prev, Type: typ, Envelope: env}, nil
+}
+
+// EncodePublished is the payload DecodePublished reads (the publish
+// script builds the same string).
+func EncodePublished(m Message) string {
+	return fmt.Sprintf("%d %d %s %s %s", m.Pos.Epoch, m.Pos.Seq, FormatLink(m.Pos.Link), FormatLink(m.Prev), EncodeBody(m.Type, m.Envelope))
 }
 
 // ParsePosition parses decimal epoch and seq strings as Redis returns them.

@@ -28,7 +28,7 @@ func (h *History) Positions(ctx context.Context, topics []string) ([]notificatio
 	cmds := make([]*redis.SliceCmd, len(topics))
 	_, err := h.client.Pipelined(ctx, func(pipe redis.Pipeliner) error {
 		for i, t := range topics {
-			cmds[i] = pipe.HMGet(ctx, h.keys.Meta(t), "epoch", "seq")
+			cmds[i] = pipe.HMGet(ctx, h.keys.Meta(t), "epoch", "seq", "link")
 		}
 		return nil
 	})
@@ -40,10 +40,14 @@ func (h *History) Positions(ctx context.Context, topics []string) ([]notificatio
 		vals := c.Val()
 		epoch, _ := vals[0].(string)
 		seq, _ := vals[1].(string)
+		link, _ := vals[2].(string)
 		if epoch == "" || seq == "" {
 			continue
 		}
-		if out[i], err = notification.ParsePosition(epoch, seq); err != nil {
+		if out[i], err = notification.ParsePosition(epoch, seq); err == nil {
+			out[i].Link, err = notification.ParseLink(link)
+		}
+		if err != nil {
 			return nil, fmt.Errorf("redisbus: positions of %s: %w", topics[i], err)
 		}
 	}
@@ -64,11 +68,20 @@ func (h *History) Range(ctx context.Context, topic string, epoch, after uint64, 
 			return nil, fmt.Errorf("redisbus: history of %s: %w", topic, err)
 		}
 		body, _ := e.Values["b"].(string)
+		l, _ := e.Values["l"].(string)
+		p, _ := e.Values["p"].(string)
 		typ, env, err := notification.DecodeBody(body)
+		var link, prev uint32
+		if err == nil {
+			link, err = notification.ParseLink(l)
+		}
+		if err == nil {
+			prev, err = notification.ParseLink(p)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("redisbus: history of %s at %d: %w", topic, seq, err)
 		}
-		out = append(out, notification.Message{Topic: topic, Pos: notification.Position{Epoch: epoch, Seq: seq}, Type: typ, Envelope: env})
+		out = append(out, notification.Message{Topic: topic, Pos: notification.Position{Epoch: epoch, Seq: seq, Link: link}, Prev: prev, Type: typ, Envelope: env})
 	}
 	return out, nil
 }

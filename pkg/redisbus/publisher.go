@@ -22,6 +22,8 @@ var publishScript = redis.NewScript(publishLua)
 type Item struct {
 	Topic string
 	Body  string // notification.EncodeBody(type, envelope)
+	// Link is the event's link in the topic's chain (notification.LinkOf).
+	Link uint32
 	// OnceID, when set, is the notification id of a retried publish: if the
 	// topic's recent history already holds it, it is not published again.
 	OnceID string
@@ -98,6 +100,7 @@ func (p *Publisher) Publish(ctx context.Context, items []Item) ([]notification.P
 		if out[i], err = notification.ParsePosition(res[0], res[1]); err != nil {
 			return nil, fmt.Errorf("redisbus: publish %s: %w", items[i].Topic, err)
 		}
+		out[i].Link = max(items[i].Link, 1)
 	}
 	return out, nil
 }
@@ -112,7 +115,8 @@ func (p *Publisher) run(ctx context.Context, items []Item, idx []int, cmds []*re
 		if it.OnceID != "" {
 			once = `"id":"` + it.OnceID + `"`
 		}
-		cmds[i] = publishScript.EvalSha(ctx, pipe, keys, p.keys.Channel(it.Topic), it.Body, p.maxLen, p.ttlMillis, p.publishCmd, once)
+		cmds[i] = publishScript.EvalSha(ctx, pipe, keys, p.keys.Channel(it.Topic), it.Body, p.maxLen, p.ttlMillis, p.publishCmd, once,
+			notification.FormatLink(max(it.Link, 1)))
 	}
 	_, _ = pipe.Exec(ctx) // per-command errors are read by the caller
 }

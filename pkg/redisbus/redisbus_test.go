@@ -166,3 +166,32 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// Each event records its predecessor's link, in history and on the wire,
+// and a new epoch starts a new chain.
+func TestLinksChainEvents(t *testing.T) {
+	t.Parallel()
+	r := redistest.Start(t)
+	pub, hist := newBus(t, r)
+	ctx := t.Context()
+	for i, l := range []uint32{0xa1, 0xb2, 0xc3} {
+		pos, err := pub.Publish(ctx, []Item{{Topic: "seller:1", Body: body(i), Link: l}})
+		if err != nil || pos[0].Link != l {
+			t.Fatalf("publish: %+v %v", pos, err)
+		}
+	}
+	msgs, err := hist.Range(ctx, "seller:1", 0, 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var links, prevs []uint32
+	for _, m := range msgs {
+		links, prevs = append(links, m.Pos.Link), append(prevs, m.Prev)
+	}
+	if fmt.Sprint(links) != fmt.Sprint([]uint32{0xa1, 0xb2, 0xc3}) || fmt.Sprint(prevs) != fmt.Sprint([]uint32{0, 0xa1, 0xb2}) {
+		t.Fatalf("links %x prevs %x", links, prevs)
+	}
+	if pos, _ := hist.Positions(ctx, []string{"seller:1"}); pos[0].Link != 0xc3 {
+		t.Fatalf("position link %x, want c3", pos[0].Link)
+	}
+}

@@ -2,8 +2,9 @@
 // into the opaque SSE event id, and decodes it on resume.
 //
 // Format: base64url (no padding) of a version byte followed by, per topic,
-// the topic's 64-bit FNV-1a hash (8 bytes) and its epoch and seq as
-// uvarints. Hashing keeps ids short however long topic names are.
+// the topic's 64-bit FNV-1a hash (8 bytes), its epoch and seq as uvarints
+// and the link of the event at seq (4 bytes). Hashing keeps ids short
+// however long topic names are.
 package cursor
 
 import (
@@ -16,7 +17,7 @@ import (
 	"notify/pkg/notification"
 )
 
-const version = 1
+const version = 2
 
 // ErrUnreadable is returned for a cursor this server cannot decode.
 var ErrUnreadable = errors.New("unreadable cursor")
@@ -42,6 +43,7 @@ func Append(dst, scratch []byte, keys []TopicKey, pos []notification.Position) (
 		scratch = binary.BigEndian.AppendUint64(scratch, uint64(k))
 		scratch = binary.AppendUvarint(scratch, pos[i].Epoch)
 		scratch = binary.AppendUvarint(scratch, pos[i].Seq)
+		scratch = binary.BigEndian.AppendUint32(scratch, pos[i].Link)
 	}
 	return base64.RawURLEncoding.AppendEncode(dst, scratch), scratch
 }
@@ -72,7 +74,11 @@ func Parse(s string) (Cursor, error) {
 			return nil, fmt.Errorf("%w: bad seq", ErrUnreadable)
 		}
 		b = b[n:]
-		c[k] = notification.Position{Epoch: epoch, Seq: seq}
+		if len(b) < 4 {
+			return nil, fmt.Errorf("%w: truncated link", ErrUnreadable)
+		}
+		c[k] = notification.Position{Epoch: epoch, Seq: seq, Link: binary.BigEndian.Uint32(b)}
+		b = b[4:]
 	}
 	return c, nil
 }

@@ -15,13 +15,14 @@ type Event struct {
 	Topic string
 	Key   cursor.TopicKey
 	Pos   notification.Position
+	Prev  uint32 // link of the topic's previous event (notification.Message)
 	Frame []byte // "event: <type>\ndata: <envelope>\n\n"
 }
 
 // NewEvent encodes a message.
 func NewEvent(m notification.Message) *Event {
 	frame := make([]byte, 0, len(m.Type)+len(m.Envelope)+16)
-	return &Event{Topic: m.Topic, Key: cursor.KeyOf(m.Topic), Pos: m.Pos, Frame: sse.AppendEvent(frame, m.Type, m.Envelope)}
+	return &Event{Topic: m.Topic, Key: cursor.KeyOf(m.Topic), Pos: m.Pos, Prev: m.Prev, Frame: sse.AppendEvent(frame, m.Type, m.Envelope)}
 }
 
 // Member is a stream as the hub sees it. Its methods are called from the

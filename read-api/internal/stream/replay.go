@@ -63,6 +63,9 @@ func (s *Stream) handle(ctx context.Context, ev *hub.Event) {
 			return
 		}
 		if ev.Pos.Seq == cur.Seq+1 {
+			if diverged(cur, ev.Prev) {
+				s.resetTopic(i, cur, reasonRewound)
+			}
 			s.appendEvent(i, ev.Pos, ev.Frame)
 			return
 		}
@@ -103,7 +106,7 @@ func (s *Stream) catchUpTo(ctx context.Context, i int, target notification.Posit
 		return true
 	case cur.Epoch != target.Epoch && !cur.Zero():
 		s.resetTopic(i, notification.Position{Epoch: target.Epoch}, reasonLost)
-	case cur.Epoch == target.Epoch && target.Seq < cur.Seq:
+	case cur.Epoch == target.Epoch && (target.Seq < cur.Seq || target.Seq == cur.Seq && diverged(cur, target.Link)):
 		s.resetTopic(i, target, reasonRewound)
 		return true
 	}
@@ -119,8 +122,11 @@ func (s *Stream) catchUpTo(ctx context.Context, i int, target notification.Posit
 			s.resetTopic(i, target, reasonTrimmed)
 			return true
 		}
-		if msgs[0].Pos.Seq != after+1 {
+		switch {
+		case msgs[0].Pos.Seq != after+1:
 			s.resetTopic(i, notification.Position{Epoch: target.Epoch, Seq: msgs[0].Pos.Seq - 1}, reasonTrimmed)
+		case diverged(s.pos[i], msgs[0].Prev):
+			s.resetTopic(i, s.pos[i], reasonRewound)
 		}
 		for _, m := range msgs {
 			if m.Pos.Seq > target.Seq {
@@ -130,6 +136,13 @@ func (s *Stream) catchUpTo(ctx context.Context, i int, target notification.Posit
 		}
 	}
 	return true
+}
+
+// diverged reports whether an event whose predecessor has link prev does
+// not continue from cur: Redis lost the tail the client saw (a failover)
+// and new events took its sequence numbers.
+func diverged(cur notification.Position, prev uint32) bool {
+	return cur.Link != 0 && prev != 0 && prev != cur.Link
 }
 
 func (s *Stream) markResync(i int) {

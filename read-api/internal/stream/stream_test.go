@@ -29,6 +29,14 @@ type history struct {
 	epoch  map[string]uint64
 	events map[string]map[uint64]string
 	last   map[string]uint64
+	branch uint32 // bumped to rewrite history, as a failover that lost the tail does
+}
+
+func link(branch uint32, epoch, seq uint64) uint32 {
+	if seq == 0 {
+		return 0
+	}
+	return branch*100000 + uint32(epoch*1000+seq)
 }
 
 func newHistory() *history {
@@ -41,9 +49,17 @@ func (h *history) add(topic string, epoch, seq uint64) *hub.Event {
 	if h.epoch[topic] != epoch {
 		h.epoch[topic], h.events[topic] = epoch, map[uint64]string{}
 	}
-	id := fmt.Sprintf("%s/%d/%d", topic, epoch, seq)
-	h.events[topic][seq], h.last[topic] = id, seq
-	return hub.NewEvent(notification.Message{Topic: topic, Pos: notification.Position{Epoch: epoch, Seq: seq}, Type: "t", Envelope: []byte(`"` + id + `"`)})
+	h.events[topic][seq], h.last[topic] = fmt.Sprintf("%s/%d/%d", topic, epoch, seq), seq
+	m := h.message(topic, seq)
+	return hub.NewEvent(m)
+}
+
+func (h *history) message(topic string, seq uint64) notification.Message {
+	e := h.epoch[topic]
+	return notification.Message{
+		Topic: topic, Pos: notification.Position{Epoch: e, Seq: seq, Link: link(h.branch, e, seq)}, Prev: link(h.branch, e, seq-1),
+		Type: "t", Envelope: []byte(`"` + h.events[topic][seq] + `"`),
+	}
 }
 
 func (h *history) trim(topic string, below uint64) {
@@ -62,7 +78,7 @@ func (h *history) Positions(_ context.Context, topics []string) ([]notification.
 	out := make([]notification.Position, len(topics))
 	for i, t := range topics {
 		if h.epoch[t] != 0 {
-			out[i] = notification.Position{Epoch: h.epoch[t], Seq: h.last[t]}
+			out[i] = notification.Position{Epoch: h.epoch[t], Seq: h.last[t], Link: link(h.branch, h.epoch[t], h.last[t])}
 		}
 	}
 	return out, nil
@@ -73,8 +89,8 @@ func (h *history) Range(_ context.Context, topic string, epoch, after uint64, co
 	defer h.mu.Unlock()
 	var out []notification.Message
 	for seq := after + 1; seq <= h.last[topic] && int64(len(out)) < count; seq++ {
-		if id, ok := h.events[topic][seq]; ok && h.epoch[topic] == epoch {
-			out = append(out, notification.Message{Topic: topic, Pos: notification.Position{Epoch: epoch, Seq: seq}, Type: "t", Envelope: []byte(`"` + id + `"`)})
+		if _, ok := h.events[topic][seq]; ok && h.epoch[topic] == epoch {
+			out = append(out, h.message(topic, seq))
 		}
 	}
 	return out, nil
@@ -150,6 +166,26 @@ func datas(evs []sseclient.Event) []string {
 
 func limits() Limits { return DefaultLimits(time.Hour) }
 
+// A live event that does not continue the chain the stream saw (history
+// rewritten by a failover) is announced before it is delivered.
+func TestLiveDivergenceIsAnnounced(t *testing.T) {
+	t.Parallel()
+	h := newHistory()
+	h.add("a:1", 7, 1)
+	evs, err := serve(t, h, []string{"a:1"}, "", limits(), func(s *Stream) {
+		h.mu.Lock()
+		h.branch = 1
+		h.mu.Unlock()
+		s.Push(h.add("a:1", 7, 2))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := datas(evs), []string{"stream.reset", "a:1/7/2"}; !slices.Equal(got, want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+}
+
 func TestLiveInOrderDropsDuplicatesAndFillsGaps(t *testing.T) {
 	t.Parallel()
 	h := newHistory()
@@ -205,6 +241,23 @@ func TestResume(t *testing.T) {
 		{"history behind the cursor (rewound) is announced", func(h *history) {
 			h.add("a:1", 7, 1)
 		}, cursorAt(topics, notification.Position{Epoch: 7, Seq: 3}, notification.Position{}), []string{"stream.reset"}},
+		{"history rewritten past the cursor (failover lost the tail) is announced", func(h *history) {
+			h.branch = 1
+			for seq := uint64(1); seq <= 5; seq++ {
+				h.add("a:1", 7, seq)
+			}
+		}, cursorAt(topics, notification.Position{Epoch: 7, Seq: 3, Link: link(0, 7, 3)}, notification.Position{}), []string{"stream.reset", "a:1/7/4", "a:1/7/5"}},
+		{"history rewritten to the cursor's height is announced", func(h *history) {
+			h.branch = 1
+			for seq := uint64(1); seq <= 3; seq++ {
+				h.add("a:1", 7, seq)
+			}
+		}, cursorAt(topics, notification.Position{Epoch: 7, Seq: 3, Link: link(0, 7, 3)}, notification.Position{}), []string{"stream.reset"}},
+		{"a cursor on the same history replays without reset", func(h *history) {
+			for seq := uint64(1); seq <= 4; seq++ {
+				h.add("a:1", 7, seq)
+			}
+		}, cursorAt(topics, notification.Position{Epoch: 7, Seq: 3, Link: link(0, 7, 3)}, notification.Position{}), []string{"a:1/7/4"}},
 		{"an unreadable cursor resets every topic", func(h *history) { h.add("a:1", 7, 1) }, "garbage!", []string{"stream.reset"}},
 		{"a topic the cursor does not cover starts now", func(h *history) { h.add("b:2", 9, 1) },
 			cursorAt([]string{"a:1"}, notification.Position{}), nil},

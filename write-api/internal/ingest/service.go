@@ -81,7 +81,7 @@ func (s *Service) Publish(ctx context.Context, call Call) (Accepted, error) {
 			if err != nil {
 				return Accepted{}, problem.Wrap(problem.Invalid, err, "data cannot be encoded")
 			}
-			item := redisbus.Item{Topic: topic, Body: notification.EncodeBody(req.Type, b)}
+			item := redisbus.Item{Topic: topic, Body: notification.EncodeBody(req.Type, b), Link: notification.LinkOf(ids[i])}
 			if claim != nil && claim.Retry {
 				item.OnceID = ids[i]
 			}
