@@ -7,8 +7,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"strings"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 

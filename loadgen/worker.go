@@ -24,7 +24,7 @@ import (
 
 // Cmd is a driver → worker command.
 type Cmd struct {
-	Op          string           `json:"op"` // open, stats, reset, drop, resume, close
+	Op          string           `json:"op"`              // open, stats, reset, drop, resume, close
 	Bases       []string         `json:"bases,omitempty"` // stream i connects to Bases[i%len]
 	Baseline    bool             `json:"baseline,omitempty"`
 	Secret      string           `json:"secret,omitempty"`
@@ -64,18 +64,18 @@ type lstream struct {
 }
 
 type worker struct {
-	streams []*lstream
-	wg      sync.WaitGroup
+	streams  []*lstream
+	wg       sync.WaitGroup
 	dropping atomic.Bool
 
 	received, gaps, dups, resets, ended, open, failed atomic.Int64
-	lat, connect                                       Hist
+	lat, connect                                      Hist
 
-	pending   atomic.Int64 // resume: streams not yet caught up
-	caughtAt  atomic.Int64 // unix ns when pending reached 0
-	resumeAt  time.Time
-	bases     []string
-	baseline  bool
+	pending  atomic.Int64 // resume: streams not yet caught up
+	caughtAt atomic.Int64 // unix ns when pending reached 0
+	resumeAt time.Time
+	bases    []string
+	baseline bool
 }
 
 func runWorker() error {
