@@ -202,9 +202,11 @@ func (b *Bench) broadcast() error {
 			return err
 		}
 		steady[sys.Name] = lr
+		seq := lr.LastN
 		for _, rate := range []float64{10, 20, 30, 40, 60} {
-			cfg := PubConfig{Topics: []string{"broadcast"}, Rate: rate, Duration: 4 * time.Second, Conc: 1, Seq: true}
+			cfg := PubConfig{Topics: []string{"broadcast"}, Rate: rate, Duration: 4 * time.Second, Conc: 1, Seq: true, SeqStart: seq}
 			lr, err := runLoad(fmt.Sprintf("%s saturation %.0f/s", sys.Name, rate), sys, f, cfg, []int{n})
+			seq = lr.LastN
 			if err != nil {
 				f.Close()
 				return err

@@ -78,6 +78,7 @@ type LoadResult struct {
 	Gaps             int64   `json:"gaps"`
 	Dups             int64   `json:"dups"`
 	Ended            int64   `json:"streams_ended"`
+	LastN            []int64 `json:"-"`
 }
 
 // runLoad publishes cfg while f's streams listen; subs[i] is how many
@@ -92,7 +93,11 @@ func runLoad(label string, sys System, f *Fleet, cfg PubConfig, subs []int) (Loa
 	pr := Publish(context.Background(), sys.Pub, cfg)
 	var expected int64
 	for i, n := range pr.LastN {
-		expected += n * int64(subs[i])
+		start := int64(0)
+		if i < len(cfg.SeqStart) {
+			start = cfg.SeqStart[i]
+		}
+		expected += (n - start) * int64(subs[i])
 	}
 	if !cfg.Seq {
 		expected = 0
@@ -122,7 +127,7 @@ func runLoad(label string, sys System, f *Fleet, cfg PubConfig, subs []int) (Loa
 		PubErrors: pr.Errors, PubMissed: pr.Missed, Expected: expected, Received: r.Received,
 		DeliveriesPerSec: float64(r.Received) / pr.Elapsed.Seconds(),
 		P50ms:            ms(r.Lat.Quantile(0.5)), P99ms: ms(r.Lat.Quantile(0.99)), P999ms: ms(r.Lat.Quantile(0.999)),
-		CPUSeconds: cpu, Gaps: r.Gaps, Dups: r.Dups, Ended: r.Ended,
+		CPUSeconds: cpu, Gaps: r.Gaps, Dups: r.Dups, Ended: r.Ended, LastN: pr.LastN,
 	}
 	if expected > 0 {
 		lr.DeliveredPct = 100 * float64(r.Received) / float64(expected)
