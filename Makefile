@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 GO ?= go
 BIN := bin
-MODULES := ./pkg/... ./write-api/... ./read-api/... ./e2e/... ./deploytest/...
+MODULES := ./pkg/... ./write-api/... ./read-api/... ./e2e/... ./deploytest/... ./loadgen/...
 export CGO_ENABLED ?= 0
 
 .PHONY: build run test test-short bench vet fmt clean
@@ -17,6 +17,10 @@ run: build ## local stack: Redis, write-api :8080, read-api :8081 and :8082
 test: ## every test: unit, integration (real redis-server), end-to-end, short fuzzing
 	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 20m $(MODULES)
 	FUZZTIME=2s ./scripts/fuzz-short.sh
+
+bench: build ## load scenarios against a local stack it starts; figures vs a plain net/http SSE baseline (docs/bench.md)
+	$(GO) build -trimpath -o $(BIN)/loadgen ./loadgen
+	./$(BIN)/loadgen bench -bin $(BIN) $(BENCH_FLAGS)
 
 vet:
 	$(GO) vet $(MODULES)

@@ -46,15 +46,16 @@ func (s *Stream) Serve(ctx context.Context, w http.ResponseWriter, opts Options)
 		return err
 	}
 
-	heartbeat := time.NewTimer(s.limits.Heartbeat)
-	defer heartbeat.Stop()
-	expiry := time.NewTimer(time.Until(opts.Expiry))
-	defer expiry.Stop()
-	maxAge := time.NewTimer(opts.MaxAge)
-	defer maxAge.Stop()
-	retry := time.NewTimer(time.Hour)
-	retry.Stop()
-	defer retry.Stop()
+	// One timer serves the heartbeat, the token's expiry, the maximum age
+	// and the resync retry: it is armed for whichever comes first. A busy
+	// stream neither resets it per write (the heartbeat counts from the
+	// last write when it fires) nor pays for four channels in its select.
+	now := time.Now()
+	maxAgeAt := now.Add(opts.MaxAge)
+	var retryAt time.Time // zero: no resync retry pending
+	timerAt := earliest(now.Add(s.limits.Heartbeat), opts.Expiry, maxAgeAt)
+	timer := time.NewTimer(timerAt.Sub(now))
+	defer timer.Stop()
 
 	var events []*hub.Event
 	var resync []int
@@ -64,16 +65,28 @@ func (s *Stream) Serve(ctx context.Context, w http.ResponseWriter, opts Options)
 			return nil
 		case <-opts.Drain:
 			return s.closeForRebalance(w, rc)
-		case <-maxAge.C:
-			return s.closeForRebalance(w, rc)
-		case <-expiry.C:
-			s.appendControl("stream.expired", []byte(`{"reason":"token expired"}`))
-			return s.flush(w, rc)
-		case <-heartbeat.C:
-			s.out = sse.AppendComment(s.out, "")
-		case <-retry.C:
-			s.signal()
-			continue
+		case now := <-timer.C:
+			if !now.Before(maxAgeAt) {
+				return s.closeForRebalance(w, rc)
+			}
+			if !now.Before(opts.Expiry) {
+				s.appendControl("stream.expired", []byte(`{"reason":"token expired"}`))
+				return s.flush(w, rc)
+			}
+			if !retryAt.IsZero() && !now.Before(retryAt) {
+				retryAt = time.Time{}
+				s.signal()
+			}
+			heartbeatAt := s.lastWrite.Add(s.limits.Heartbeat)
+			if !now.Before(heartbeatAt) {
+				s.out = sse.AppendComment(s.out, "")
+				heartbeatAt = now.Add(s.limits.Heartbeat)
+			}
+			timerAt = earliest(heartbeatAt, opts.Expiry, maxAgeAt)
+			if !retryAt.IsZero() {
+				timerAt = earliest(timerAt, retryAt)
+			}
+			timer.Reset(timerAt.Sub(now))
 		case <-s.wake:
 			var slow bool
 			events, resync, slow = s.take(events, resync)
@@ -86,7 +99,11 @@ func (s *Stream) Serve(ctx context.Context, w http.ResponseWriter, opts Options)
 			}
 			clear(events)
 			if len(resync) > 0 && !s.catchUpTopics(ctx, resync) {
-				retry.Reset(resyncRetry)
+				retryAt = time.Now().Add(resyncRetry)
+				if retryAt.Before(timerAt) {
+					timerAt = retryAt
+					timer.Reset(time.Until(retryAt))
+				}
 			}
 		}
 		if len(s.out) == 0 {
@@ -95,7 +112,6 @@ func (s *Stream) Serve(ctx context.Context, w http.ResponseWriter, opts Options)
 		if err := s.flush(w, rc); err != nil {
 			return err
 		}
-		heartbeat.Reset(s.limits.Heartbeat)
 	}
 }
 
@@ -105,8 +121,16 @@ func (s *Stream) flush(w http.ResponseWriter, rc *http.ResponseController) error
 	if len(s.out) == 0 {
 		return nil
 	}
-	if err := rc.SetWriteDeadline(time.Now().Add(s.limits.WriteTimeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
-		return fmt.Errorf("stream: set write deadline: %w", err)
+	// The deadline is moved only once it is less than half a WriteTimeout
+	// away: every write still gets at least WriteTimeout/2, and a busy
+	// stream does not modify its connection's timer on every event.
+	now := time.Now()
+	s.lastWrite = now
+	if s.deadline.Sub(now) < s.limits.WriteTimeout/2 {
+		s.deadline = now.Add(s.limits.WriteTimeout)
+		if err := rc.SetWriteDeadline(s.deadline); err != nil && !errors.Is(err, http.ErrNotSupported) {
+			return fmt.Errorf("stream: set write deadline: %w", err)
+		}
 	}
 	_, err := w.Write(s.out)
 	if err == nil {
@@ -128,4 +152,15 @@ func (s *Stream) flush(w http.ResponseWriter, rc *http.ResponseController) error
 func (s *Stream) closeForRebalance(w http.ResponseWriter, rc *http.ResponseController) error {
 	s.out = sse.AppendRetry(s.out, rand.Int64N(s.limits.Retry.Milliseconds()+1))
 	return s.flush(w, rc)
+}
+
+// earliest is the first of ts.
+func earliest(ts ...time.Time) time.Time {
+	t := ts[0]
+	for _, u := range ts[1:] {
+		if u.Before(t) {
+			t = u
+		}
+	}
+	return t
 }

@@ -1,0 +1,17 @@
+module notify/loadgen
+
+go 1.26.8
+
+require (
+	github.com/redis/go-redis/v9 v9.23.0
+	notify/pkg v0.0.0
+)
+
+require (
+	github.com/cespare/xxhash/v2 v2.3.0 // indirect
+	github.com/golang-jwt/jwt/v5 v5.3.1 // indirect
+	go.uber.org/atomic v1.12.0 // indirect
+	golang.org/x/sys v0.48.0 // indirect
+)
+
+replace notify/pkg => ../pkg

@@ -1,0 +1,209 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Target is where notifications go: write-api, or the baseline's own
+// publish endpoint (same JSON bodies, no token).
+type Target struct {
+	URL      string
+	Baseline bool
+	Token    string
+}
+
+// PubConfig shapes a publish run.
+type PubConfig struct {
+	Topics   []string
+	Rate     float64       // notifications/s; 0: as fast as the workers go
+	Duration time.Duration //
+	Batch    int           // notifications per request; <= 1: single requests
+	Conc     int           // concurrent requests
+	Seq      bool          // number each topic's notifications (n) for gap checks
+	SeqStart []int64       // per topic: n already used (continue a sequence)
+}
+
+// PubResult is what a publish run achieved.
+type PubResult struct {
+	Accepted int64         // notifications answered 202
+	Errors   int64         // failed requests
+	Missed   int64         // paced notifications not sent: publishers were busy
+	Elapsed  time.Duration //
+	LastN    []int64       // per topic: last n accepted
+}
+
+type job struct {
+	topic int
+	n     int64
+}
+
+// Publish runs cfg against t. Topic i is always published by the same
+// goroutine, so each topic's notifications reach Redis in order.
+func Publish(ctx context.Context, t Target, cfg PubConfig) PubResult {
+	cfg.Conc = max(cfg.Conc, 1)
+	cfg.Batch = max(cfg.Batch, 1)
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: cfg.Conc * 2, MaxIdleConns: cfg.Conc * 2}}
+	defer client.CloseIdleConnections()
+	var accepted, errs, missed atomic.Int64
+	lastN := make([]atomic.Int64, len(cfg.Topics))
+	seq := make([]int64, len(cfg.Topics))
+	copy(seq, cfg.SeqStart)
+	chans := make([]chan job, cfg.Conc)
+	ctx, cancel := context.WithTimeout(ctx, cfg.Duration)
+	defer cancel()
+	var wg sync.WaitGroup
+	start := time.Now()
+	for w := range cfg.Conc {
+		chans[w] = make(chan job, 4096)
+		wg.Go(func() {
+			var batch []job
+			next := w % len(cfg.Topics) // unpaced: this worker's own topics
+			for {
+				batch = batch[:0]
+				if cfg.Rate > 0 {
+					select {
+					case j, ok := <-chans[w]:
+						if !ok {
+							return
+						}
+						batch = append(batch, j)
+					case <-ctx.Done():
+						return
+					}
+				drain:
+					for len(batch) < cfg.Batch {
+						select {
+						case j, ok := <-chans[w]:
+							if !ok {
+								break drain
+							}
+							batch = append(batch, j)
+						default:
+							break drain
+						}
+					}
+				} else {
+					if ctx.Err() != nil {
+						return
+					}
+					for range cfg.Batch {
+						j := job{topic: next}
+						if cfg.Seq {
+							seq[next]++
+							j.n = seq[next]
+						}
+						batch = append(batch, j)
+						next += cfg.Conc
+						if next >= len(cfg.Topics) {
+							next = w % len(cfg.Topics)
+						}
+					}
+				}
+				// In-flight requests finish after the deadline: one cut off
+				// might still have been published, which would break n.
+				if err := post(context.Background(), client, t, cfg, batch); err != nil {
+					errs.Add(1)
+					continue
+				}
+				accepted.Add(int64(len(batch)))
+				for _, j := range batch {
+					lastN[j.topic].Store(j.n)
+				}
+			}
+		})
+	}
+	if cfg.Rate > 0 {
+		// The pacer: every millisecond, release what is due.
+		tick := time.NewTicker(time.Millisecond)
+		var sent int64
+		k := 0
+	loop:
+		for {
+			select {
+			case <-ctx.Done():
+				break loop
+			case now := <-tick.C:
+				due := int64(now.Sub(start).Seconds() * cfg.Rate)
+				for ; sent < due; sent++ {
+					ti := k % len(cfg.Topics)
+					k++
+					select {
+					case chans[ti%cfg.Conc] <- job{topic: ti, n: seq[ti] + 1}:
+						seq[ti]++
+					default:
+						missed.Add(1)
+					}
+				}
+			}
+		}
+		tick.Stop()
+	}
+	wg.Wait()
+	r := PubResult{Accepted: accepted.Load(), Errors: errs.Load(), Missed: missed.Load(), Elapsed: time.Since(start)}
+	r.LastN = make([]int64, len(lastN))
+	for i := range lastN {
+		r.LastN[i] = lastN[i].Load()
+	}
+	return r
+}
+
+func appendNotification(b []byte, topic string, j job, seq bool) []byte {
+	b = append(b, `{"topics":["`...)
+	b = append(b, topic...)
+	b = append(b, `"],"type":"lg","data":{`...)
+	if seq {
+		b = append(b, `"n":`...)
+		b = strconv.AppendInt(b, j.n, 10)
+		b = append(b, ',')
+	}
+	b = append(b, `"ts":`...)
+	b = strconv.AppendInt(b, time.Now().UnixNano(), 10)
+	return append(b, "}}"...)
+}
+
+func post(ctx context.Context, client *http.Client, t Target, cfg PubConfig, batch []job) error {
+	var body []byte
+	path := "/v1/notifications"
+	if t.Baseline {
+		path = "/publish"
+	}
+	if cfg.Batch > 1 {
+		path += "/batch"
+		body = append(body, `{"notifications":[`...)
+		for i, j := range batch {
+			if i > 0 {
+				body = append(body, ',')
+			}
+			body = appendNotification(body, cfg.Topics[j.topic], j, cfg.Seq)
+		}
+		body = append(body, "]}"...)
+	} else {
+		body = appendNotification(body, cfg.Topics[batch[0].topic], batch[0], cfg.Seq)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.URL+path, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if t.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+t.Token)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		return fmt.Errorf("status %d", resp.StatusCode)
+	}
+	return nil
+}
