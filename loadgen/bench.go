@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"notify/pkg/devtoken"
+	"notify/pkg/redisbus"
 )
 
 const benchSecret = "bench-secret-bench-secret-bench-secret-0123"
@@ -409,7 +410,7 @@ func (b *Bench) routing() error {
 	opt, _ := redis.ParseURL(b.redisURL)
 	rc := redis.NewClient(opt)
 	defer rc.Close()
-	ps := rc.PSubscribe(context.Background(), "notify:ch:*")
+	ps := rc.PSubscribe(context.Background(), redisbus.Keys{Prefix: "notify:"}.ChannelPattern())
 	defer ps.Close()
 	if _, err := ps.Receive(context.Background()); err != nil {
 		return err
@@ -438,7 +439,7 @@ func (b *Bench) routing() error {
 	}
 	b.results["routing"] = map[string]any{"per_pod": per, "receive_everything": all, "load": lr}
 	b.add(Row{Scenario: sc, Metric: "delivered", Unit: "%", Notify: lr.DeliveredPct, Target: "100 %", Met: bptr(lr.DeliveredPct >= 100 && lr.Gaps == 0),
-		Note: "baseline column: messages a receive-everything pod (PSUBSCRIBE notify:ch:*) reads"})
+		Note: "baseline column: messages a receive-everything pod (PSUBSCRIBE to every topic channel) reads"})
 	return nil
 }
 

@@ -41,6 +41,10 @@ func (k Keys) History(topic string) string { return k.tag(k.Partition(topic)) + 
 // Channel is the topic's pub/sub channel; it contains the topic verbatim.
 func (k Keys) Channel(topic string) string { return k.tag(k.Partition(topic)) + "ch:" + topic }
 
+// ChannelPattern matches every topic channel (for PSUBSCRIBE or PUBSUB
+// CHANNELS), e.g. to count what a receive-everything subscriber would get.
+func (k Keys) ChannelPattern() string { return k.Prefix + "{*}:ch:*" }
+
 // ProbeChannel is a pod's own channel in a partition, for liveness probes.
 func (k Keys) ProbeChannel(part int, pod string) string { return k.tag(part) + "probe:" + pod }
 

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"notify/pkg/devtoken"
+	"notify/pkg/redisbus"
 	"notify/pkg/redistest"
 	"notify/read-api/internal/config"
 )
@@ -71,7 +72,7 @@ func TestConnectDisconnectCyclesReturnToBaseline(t *testing.T) {
 	}
 	waitFor(t, 6*time.Second, "registry back to empty", func() bool { return a.Hub().Topics() == 0 })
 	waitFor(t, 6*time.Second, "no Redis topic subscriptions", func() bool {
-		chans, err := rc.PubSubChannels(t.Context(), "notify:{*}:ch:*").Result()
+		chans, err := rc.PubSubChannels(t.Context(), redisbus.Keys{Prefix: "notify:"}.ChannelPattern()).Result()
 		return err == nil && len(chans) == 0
 	})
 	if got := a.Hub().Subscribed(); got != 0 {
