@@ -22,9 +22,9 @@ import (
 // read pods on loopback: events cross it unbuffered, and a stream whose pod
 // stops resumes on the other pod by Last-Event-ID with no gap or duplicate.
 func TestProxy(t *testing.T) {
+	be := realBackend(t, 2) // builds the binaries first: the clock starts after
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	be := realBackend(t, 2)
 	proxyURL := startProxy(t, []string{be.pods[0].addr, be.pods[1].addr})
 	url := proxyURL + be.streamPath
 
