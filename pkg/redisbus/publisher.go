@@ -105,9 +105,14 @@ func (p *Publisher) Publish(ctx context.Context, items []Item) ([]notification.P
 	return out, nil
 }
 
-// run pipelines the script for items[idx...]; errors stay on each command.
+// run sends the script for items[idx...] in one MULTI/EXEC (per slot in a
+// cluster); errors stay on each command. The transaction matters when Redis
+// has lost its script cache: a plain pipeline could have its first calls
+// fail with NOSCRIPT and later ones succeed after another client reloaded
+// the script in between, and the retry would then publish a topic's events
+// out of order. Inside one transaction they all fail or all run.
 func (p *Publisher) run(ctx context.Context, items []Item, idx []int, cmds []*redis.Cmd) {
-	pipe := p.client.Pipeline()
+	pipe := p.client.TxPipeline()
 	for _, i := range idx {
 		it := items[i]
 		keys := []string{p.keys.Meta(it.Topic), p.keys.History(it.Topic)}

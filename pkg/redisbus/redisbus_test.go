@@ -195,3 +195,59 @@ func TestLinksChainEvents(t *testing.T) {
 		t.Fatalf("position link %x, want c3", pos[0].Link)
 	}
 }
+
+// After Redis lost its script cache, a batch still lands in order even
+// while other clients reload the script: every event of a topic keeps the
+// order of the batch.
+func TestPublishOrderSurvivesScriptFlush(t *testing.T) {
+	t.Parallel()
+	r := redistest.Start(t)
+	small, hist := newBus(t, r)
+	pub := NewPublisher(r.Client(), small.keys, PublisherConfig{HistoryMaxLen: 5000, HistoryTTL: time.Hour})
+	other := NewPublisher(r.Client(), small.keys, PublisherConfig{HistoryMaxLen: 5000, HistoryTTL: time.Hour})
+	ctx := t.Context()
+	const rounds, per = 20, 200
+	for round := range rounds {
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		for range 4 { // other write-apis reloading the script meanwhile
+			wg.Go(func() {
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					_, _ = other.Publish(ctx, []Item{{Topic: "seller:other", Body: body(0)}})
+				}
+			})
+		}
+		items := make([]Item, per)
+		for i := range items {
+			items[i] = Item{Topic: "seller:1", Body: body(round*1000 + i)}
+		}
+		r.Client().ScriptFlush(ctx) // as a restarted or failed-over Redis
+		_, err := pub.Publish(ctx, items)
+		close(stop)
+		wg.Wait()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	msgs, err := hist.Range(ctx, "seller:1", 0, 0, rounds*per)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want, got []string
+	for round := range rounds {
+		for i := range per {
+			want = append(want, fmt.Sprintf(`{"id":"id-%d","data":%d}`, round*1000+i, round*1000+i))
+		}
+	}
+	for _, m := range msgs {
+		got = append(got, string(m.Envelope))
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("history order differs from publish order (%d events)", len(got))
+	}
+}
