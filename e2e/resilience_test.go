@@ -61,6 +61,33 @@ func publishSteady(t *testing.T, ctx context.Context, pub *publisher.Client, l *
 	}
 }
 
+// clientsOver opens n clients, each on per topics of topics, spread over
+// pods, and waits until all are streaming.
+func clientsOver(t *testing.T, ctx context.Context, s *stack.Stack, pods []string, topics []string, n, per int) []*stack.Client {
+	t.Helper()
+	var clients []*stack.Client
+	for i := range n {
+		mine := make([]string, per)
+		for j := range mine {
+			mine[j] = topics[(i*per+j)%len(topics)]
+		}
+		c, err := stack.NewClient(ctx, func() []string { return pods }, s.SubscriberToken(fmt.Sprint("c", i), mine...), mine, i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		clients = append(clients, c)
+	}
+	waitUntil(t, 15*time.Second, "every client streaming", func() bool {
+		for _, c := range clients {
+			if !c.Opened() {
+				return false
+			}
+		}
+		return true
+	})
+	return clients
+}
+
 func seqTopics(kind string, n int) []string {
 	out := make([]string, n)
 	for i := range out {
@@ -199,18 +226,7 @@ func TestPodKillAndDrainUnderLoad(t *testing.T) {
 	ledger := stack.NewLedger()
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	var clients []*stack.Client
-	for i := range 40 {
-		mine := topics[i*5 : i*5+5]
-		c, err := stack.NewClient(ctx, func() []string { return urls }, s.SubscriberToken(fmt.Sprint("c", i), mine...), mine, i)
-		if err != nil {
-			t.Fatal(err)
-		}
-		clients = append(clients, c)
-	}
-	waitUntil(t, 10*time.Second, "40 streams open", func() bool {
-		return metric(t, pods[0], "notify_read_connections")+metric(t, pods[1], "notify_read_connections")+metric(t, pods[2], "notify_read_connections") == 40
-	})
+	clients := clientsOver(t, ctx, s, urls, topics, 40, 5)
 
 	const total = 10000
 	drainExit := make(chan int, 1)
@@ -276,18 +292,7 @@ func TestRedisRestartWithAOF(t *testing.T) {
 	ledger := stack.NewLedger()
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	var clients []*stack.Client
-	for i := range 10 {
-		mine := topics[i*2 : i*2+2]
-		c, err := stack.NewClient(ctx, func() []string { return urls }, s.SubscriberToken(fmt.Sprint("c", i), mine...), mine, i)
-		if err != nil {
-			t.Fatal(err)
-		}
-		clients = append(clients, c)
-	}
-	waitUntil(t, 10*time.Second, "10 streams open", func() bool {
-		return metric(t, pods[0], "notify_read_connections")+metric(t, pods[1], "notify_read_connections") == 10
-	})
+	clients := clientsOver(t, ctx, s, urls, topics, 10, 2)
 	const total = 1200
 	publishSteady(t, ctx, publisherFor(s, w), ledger, topics, total, 300, 2, func(i int) {
 		if i == total/2/2 {
@@ -316,11 +321,7 @@ func TestRedisRestartWithoutPersistence(t *testing.T) {
 	ledger := stack.NewLedger()
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	c, err := stack.NewClient(ctx, func() []string { return []string{r.URL} }, s.SubscriberToken("c", topics...), topics, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitUntil(t, 5*time.Second, "stream open", func() bool { return metric(t, r, "notify_read_connections") == 1 })
+	c := clientsOver(t, ctx, s, []string{r.URL}, topics, 1, len(topics))[0]
 	pub := publisherFor(s, w)
 	publishSteady(t, ctx, pub, ledger, topics, 40, 200, 1, nil)
 	if err := stack.WaitAll(ledger, []*stack.Client{c}, 10*time.Second); err != nil {
@@ -356,11 +357,7 @@ func TestMaxConnectionAgeRebalancesWithoutLoss(t *testing.T) {
 	ledger := stack.NewLedger()
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	c, err := stack.NewClient(ctx, func() []string { return pods }, s.SubscriberToken("c", topics...), topics, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitUntil(t, 5*time.Second, "stream open", func() bool { return c.Opened() })
+	c := clientsOver(t, ctx, s, pods, topics, 1, 1)[0]
 	publishSteady(t, ctx, publisherFor(s, w), ledger, topics, 300, 50, 1, nil)
 	if err := stack.WaitAll(ledger, []*stack.Client{c}, 10*time.Second); err != nil {
 		t.Fatal(err)

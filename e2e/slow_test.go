@@ -169,11 +169,7 @@ func TestFrozenPodRecovers(t *testing.T) {
 	ledger := stack.NewLedger()
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	c, err := stack.NewClient(ctx, func() []string { return []string{r.URL} }, s.SubscriberToken("c", topics...), topics, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitUntil(t, 5*time.Second, "stream open", func() bool { return metric(t, r, "notify_read_connections") == 1 })
+	c := clientsOver(t, ctx, s, []string{r.URL}, topics, 1, len(topics))[0]
 	pub := publisherFor(s, w)
 	publishSteady(t, ctx, pub, ledger, topics, 20, 200, 1, nil)
 

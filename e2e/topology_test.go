@@ -12,33 +12,6 @@ import (
 	"notify/pkg/redistest"
 )
 
-// clientsOver opens n clients, each on per topics of topics, spread over
-// pods, and waits until all are streaming.
-func clientsOver(t *testing.T, ctx context.Context, s *stack.Stack, pods []string, topics []string, n, per int) []*stack.Client {
-	t.Helper()
-	var clients []*stack.Client
-	for i := range n {
-		mine := make([]string, per)
-		for j := range mine {
-			mine[j] = topics[(i*per+j)%len(topics)]
-		}
-		c, err := stack.NewClient(ctx, func() []string { return pods }, s.SubscriberToken(fmt.Sprint("c", i), mine...), mine, i)
-		if err != nil {
-			t.Fatal(err)
-		}
-		clients = append(clients, c)
-	}
-	waitUntil(t, 15*time.Second, "every client streaming", func() bool {
-		for _, c := range clients {
-			if !c.Opened() {
-				return false
-			}
-		}
-		return true
-	})
-	return clients
-}
-
 // Redis Cluster with three masters: topics over all slots are delivered
 // exactly and only where they belong, through sharded pub/sub; a master
 // restarted mid-run (AOF on) costs nothing: streams recover by cursor.
