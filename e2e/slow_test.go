@@ -110,7 +110,7 @@ func TestSlowClient(t *testing.T) {
 
 	// The client wakes up: it reads what reached it, then resumes by cursor.
 	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	p := sseclient.NewParser(chunkedBody(br), nil)
+	p := sseclient.NewParser(responseBody(br), nil)
 	var got []string
 	for {
 		ev, err := p.Next()
@@ -146,16 +146,23 @@ func TestSlowClient(t *testing.T) {
 	}
 }
 
-// chunkedBody skips the rest of the response head and decodes the chunked
-// body of a raw HTTP/1.1 response.
-func chunkedBody(br *bufio.Reader) io.Reader {
+// responseBody skips the rest of a raw HTTP/1.1 response head and returns
+// its body: chunked, or (a stream that ends with its connection) as is.
+func responseBody(br *bufio.Reader) io.Reader {
+	chunked := false
 	for {
 		line, err := br.ReadString('\n')
 		if err != nil || line == "\r\n" {
 			break
 		}
+		if strings.EqualFold(strings.TrimSpace(line), "Transfer-Encoding: chunked") {
+			chunked = true
+		}
 	}
-	return httputil.NewChunkedReader(br)
+	if chunked {
+		return httputil.NewChunkedReader(br)
+	}
+	return br
 }
 
 // A read-api frozen with SIGSTOP while publishing goes on, until Redis drops

@@ -76,41 +76,60 @@ func (h *Handler) stream(c *gin.Context) {
 		h.fail(c, &problem.Error{Code: problem.TooManyRequests, Detail: "too many open streams for this subject", RetryAfter: 5 * time.Second})
 		return
 	}
-	defer h.subjects.release(claims.Subject)
-
 	s := stream.New(topics, h.history, h.limits.Stream, h.log)
 	joinCtx, cancel := context.WithTimeout(r.Context(), JoinTimeout)
 	err = h.hub.Join(joinCtx, s, topics)
+	if err == nil {
+		err = s.Open(joinCtx)
+		if err != nil {
+			h.hub.Leave(s, topics)
+		}
+	}
 	cancel()
 	if err != nil {
+		h.subjects.release(claims.Subject)
 		h.fail(c, &problem.Error{Code: problem.Unavailable, Detail: "Redis is unavailable; retry later", RetryAfter: time.Second, Err: err})
 		return
 	}
-	defer h.hub.Leave(s, topics)
 	drained, release := h.drain.Register()
-	defer release()
 	h.metrics.Connections.Inc()
-	defer h.metrics.Connections.Dec()
+	done := func(err error) {
+		h.metrics.Connections.Dec()
+		release()
+		h.hub.Leave(s, topics)
+		h.subjects.release(claims.Subject)
+		switch {
+		case errors.Is(err, stream.ErrSlow):
+			h.metrics.SlowClosed.Inc()
+		case err != nil:
+			h.log.Debug("stream ended", zap.Error(err))
+		}
+	}
 
 	lastEventID := r.Header.Get("Last-Event-ID")
 	if lastEventID == "" {
 		lastEventID = r.URL.Query().Get("lastEventId")
 	}
-	err = s.Serve(r.Context(), c.Writer, stream.Options{
+	opts := stream.Options{
 		LastEventID: lastEventID,
 		Expiry:      claims.ExpiresAt.Time,
 		MaxAge:      jitter(h.limits.MaxConnectionAge),
 		Drain:       drained,
-	})
-	switch {
-	case err == nil:
-	case !c.Writer.Written():
-		h.fail(c, &problem.Error{Code: problem.Unavailable, Detail: "Redis is unavailable; retry later", RetryAfter: time.Second, Err: err})
-	case errors.Is(err, stream.ErrSlow):
-		h.metrics.SlowClosed.Inc()
-	default:
-		h.log.Debug("stream ended", zap.Error(err))
 	}
+	// A stream lives for an hour: take the connection from net/http, so
+	// its per-connection buffers and the handler's deep stack are freed,
+	// and serve it on a goroutine of its own.
+	if hc, err := hijack(c.Writer); err == nil {
+		go func() {
+			ctx, cancel := hc.watch()
+			defer cancel()
+			err := s.Serve(ctx, hc, opts)
+			_ = hc.conn.Close()
+			done(err)
+		}()
+		return
+	}
+	done(s.Serve(r.Context(), c.Writer, opts))
 }
 
 // authorize verifies the token and picks the stream's topics: those asked

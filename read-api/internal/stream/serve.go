@@ -22,6 +22,18 @@ type Options struct {
 	Drain       <-chan struct{} // closed when the pod wants the stream gone
 }
 
+// Open reads the topics' current positions: what a resumed stream replays
+// up to and where a new one starts. It is the last step that can fail
+// before the response starts; Serve calls it if the caller did not.
+func (s *Stream) Open(ctx context.Context) error {
+	targets, err := s.history.Positions(ctx, s.topics)
+	if err != nil {
+		return fmt.Errorf("stream: read positions: %w", err)
+	}
+	s.targets = targets
+	return nil
+}
+
 // resyncRetry is how soon a failed history read (Redis away) is retried.
 const resyncRetry = 500 * time.Millisecond
 
@@ -31,10 +43,13 @@ const resyncRetry = 500 * time.Millisecond
 // the hub already, so nothing published from now on can be missed.
 func (s *Stream) Serve(ctx context.Context, w http.ResponseWriter, opts Options) error {
 	rc := http.NewResponseController(w)
-	targets, err := s.history.Positions(ctx, s.topics)
-	if err != nil {
-		return fmt.Errorf("stream: read positions: %w", err)
+	if s.targets == nil {
+		if err := s.Open(ctx); err != nil {
+			return err
+		}
 	}
+	targets := s.targets
+	s.targets = nil
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")

@@ -58,10 +58,11 @@ type Stream struct {
 	resync   []bool // per topic: check history, events may be missing
 	wake     chan struct{}
 
-	out       []byte    // frames not yet written
-	scratch   []byte    // cursor encoding
-	lastWrite time.Time // of the last flush: the heartbeat counts from it
-	deadline  time.Time // the connection's write deadline
+	targets   []notification.Position // from Open until Serve starts
+	out       []byte                  // frames not yet written
+	scratch   []byte                  // cursor encoding
+	lastWrite time.Time               // of the last flush: the heartbeat counts from it
+	deadline  time.Time               // the connection's write deadline
 }
 
 var _ hub.Member = (*Stream)(nil)

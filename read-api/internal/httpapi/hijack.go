@@ -1,0 +1,84 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+)
+
+// hijacked is a stream's connection after net/http let go of it: an
+// http.ResponseWriter that writes the HTTP/1.1 head itself and then the
+// event stream straight to the socket, delimited by closing the connection.
+type hijacked struct {
+	conn   net.Conn
+	header http.Header
+	head   []byte // pending response head, sent with the first write
+}
+
+var _ interface {
+	http.ResponseWriter
+	http.Flusher
+	SetWriteDeadline(time.Time) error
+} = (*hijacked)(nil)
+
+// hijack takes the connection of w, keeping the headers already set (CORS,
+// request id). It fails for connections that cannot be taken (HTTP/2, test
+// recorders); the caller then serves through net/http.
+func hijack(w http.ResponseWriter) (*hijacked, error) {
+	header := w.Header().Clone()
+	conn, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		return nil, fmt.Errorf("httpapi: hijack: %w", err)
+	}
+	// net/http may have left its read deadline (ReadTimeout) on the
+	// connection; a stream's lifetime is governed by the stream itself.
+	_ = conn.SetDeadline(time.Time{})
+	if brw.Reader.Buffered() > 0 { // a client pipelining another request: not an SSE client
+		_ = conn.Close()
+		return nil, fmt.Errorf("httpapi: hijack: unexpected bytes after the request")
+	}
+	return &hijacked{conn: conn, header: header}, nil
+}
+
+// watch returns a context that ends when the client closes the connection
+// (a read returns); SSE clients send nothing after their request.
+func (h *hijacked) watch() (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		var b [1]byte
+		_, _ = h.conn.Read(b[:])
+		cancel()
+	}()
+	return ctx, cancel
+}
+
+func (h *hijacked) Header() http.Header { return h.header }
+
+func (h *hijacked) WriteHeader(code int) {
+	var head bytes.Buffer
+	fmt.Fprintf(&head, "HTTP/1.1 %d %s\r\n", code, http.StatusText(code))
+	h.header.Set("Connection", "close") // the body ends when the connection does
+	_ = h.header.Write(&head)
+	head.WriteString("\r\n")
+	h.head = head.Bytes()
+}
+
+func (h *hijacked) Write(b []byte) (int, error) {
+	if h.head != nil {
+		buf := append(h.head, b...)
+		h.head = nil
+		if _, err := h.conn.Write(buf); err != nil {
+			return 0, err
+		}
+		return len(b), nil
+	}
+	return h.conn.Write(b)
+}
+
+// Flush does nothing: every Write goes to the socket.
+func (h *hijacked) Flush() {}
+
+func (h *hijacked) SetWriteDeadline(t time.Time) error { return h.conn.SetWriteDeadline(t) }
