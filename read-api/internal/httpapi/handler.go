@@ -22,8 +22,10 @@ import (
 )
 
 // JoinTimeout bounds the wait for Redis to confirm a stream's
-// subscriptions; past it the client gets 503.
-const JoinTimeout = 3 * time.Second
+// subscriptions and read its positions; past it the client gets 503. It
+// leaves a margin under the contract's 3 s for a refusal, as write-api's
+// Redis budget does.
+const JoinTimeout = 2 * time.Second
 
 // Limits are the per-connection settings from config.
 type Limits struct {
