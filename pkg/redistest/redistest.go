@@ -25,6 +25,7 @@ type Server struct {
 	dir      string
 	args     []string
 	sentinel string // sentinel.conf body; empty for a data node
+	password string // requirepass; Client and the readiness check use it
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -42,6 +43,15 @@ func WithArgs(args ...string) Option {
 // WithAOF turns on the append-only file, fsynced every write, so a restart
 // keeps everything acknowledged.
 func WithAOF() Option { return WithArgs("--appendonly", "yes", "--appendfsync", "always") }
+
+// WithPassword makes a data node require pw (requirepass) and use it
+// with its master (masterauth), as a replica of a protected master must.
+func WithPassword(pw string) Option {
+	return func(s *Server) {
+		s.password = pw
+		s.args = append(s.args, "--requirepass", pw, "--masterauth", pw)
+	}
+}
 
 // Start runs redis-server and waits until it answers PING. It fails the
 // test, saying why, when redis-server is not installed.
@@ -70,7 +80,7 @@ func (s *Server) Client() *redis.Client {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.client == nil {
-		c := redis.NewClient(&redis.Options{Addr: s.Addr()})
+		c := redis.NewClient(&redis.Options{Addr: s.Addr(), Password: s.password})
 		s.client = c
 		s.t.Cleanup(func() { _ = c.Close() })
 	}
@@ -124,14 +134,14 @@ func (s *Server) Restart() {
 		s.t.Fatalf("redistest: start redis-server: %v", err)
 	}
 	s.cmd = cmd
-	if err := waitReady(s.Addr(), 10*time.Second); err != nil {
+	if err := waitReady(s.Addr(), s.password, 10*time.Second); err != nil {
 		log, _ := os.ReadFile(filepath.Join(s.dir, "redis.log"))
 		s.t.Fatalf("redistest: redis-server on %s not ready: %v\n%s", s.Addr(), err, log)
 	}
 }
 
-func waitReady(addr string, within time.Duration) error {
-	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
+func waitReady(addr, password string, within time.Duration) error {
+	c := redis.NewClient(&redis.Options{Addr: addr, Password: password, MaxRetries: -1})
 	defer c.Close()
 	deadline := time.Now().Add(within)
 	for {

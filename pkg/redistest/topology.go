@@ -16,6 +16,9 @@ type Sentinel struct {
 	Master, Replica *Server
 	Sentinels       []*Server
 	Name            string // the master's name in Sentinel
+	// Password protects master and replica, SentinelPassword the
+	// sentinels; empty: none.
+	Password, SentinelPassword string
 }
 
 // SentinelAddrs is REDIS_SENTINEL_ADDRS.
@@ -27,22 +30,52 @@ func (s *Sentinel) SentinelAddrs() string {
 	return strings.Join(addrs, ",")
 }
 
+// Env is the services' environment for this topology.
+func (s *Sentinel) Env() map[string]string {
+	env := map[string]string{"REDIS_SENTINEL_ADDRS": s.SentinelAddrs(), "REDIS_SENTINEL_MASTER": s.Name}
+	if s.Password != "" {
+		env["REDIS_PASSWORD"] = s.Password
+	}
+	if s.SentinelPassword != "" {
+		env["REDIS_SENTINEL_PASSWORD"] = s.SentinelPassword
+	}
+	return env
+}
+
 // StartSentinel starts the topology with quick failure detection (1 s) and
 // waits until every sentinel knows the replica and the other sentinels.
 func StartSentinel(t testing.TB, opts ...Option) *Sentinel {
 	t.Helper()
-	st := &Sentinel{Name: "notify-master"}
+	return StartSentinelAuth(t, "", "", opts...)
+}
+
+// StartSentinelAuth is StartSentinel with passwords: password on master and
+// replica (requirepass, masterauth; the sentinels' auth-pass), and
+// sentinelPassword on the sentinels (requirepass, which they also use with
+// each other). An empty password leaves that side open.
+func StartSentinelAuth(t testing.TB, password, sentinelPassword string, opts ...Option) *Sentinel {
+	t.Helper()
+	st := &Sentinel{Name: "notify-master", Password: password, SentinelPassword: sentinelPassword}
+	if password != "" {
+		opts = append(opts, WithPassword(password))
+	}
 	st.Master = Start(t, opts...)
 	st.Replica = Start(t, append(opts, WithArgs("--replicaof", "127.0.0.1", strconv.Itoa(st.Master.Port)))...)
 	conf := fmt.Sprintf("sentinel monitor %s 127.0.0.1 %d 2\n"+
 		"sentinel down-after-milliseconds %[1]s 1000\nsentinel failover-timeout %[1]s 5000\nsentinel parallel-syncs %[1]s 1\n",
 		st.Name, st.Master.Port)
+	if password != "" {
+		conf += fmt.Sprintf("sentinel auth-pass %s %s\n", st.Name, password)
+	}
+	if sentinelPassword != "" {
+		conf += fmt.Sprintf("requirepass %s\n", sentinelPassword)
+	}
 	for range 3 {
-		st.Sentinels = append(st.Sentinels, Start(t, func(s *Server) { s.sentinel = conf }))
+		st.Sentinels = append(st.Sentinels, Start(t, func(s *Server) { s.sentinel, s.password = conf, sentinelPassword }))
 	}
 	waitTopology(t, 20*time.Second, "sentinels see the replica and each other", func(ctx context.Context) bool {
 		for _, x := range st.Sentinels {
-			sc := redis.NewSentinelClient(&redis.Options{Addr: x.Addr()})
+			sc := redis.NewSentinelClient(&redis.Options{Addr: x.Addr(), Password: sentinelPassword})
 			m, err := sc.Master(ctx, st.Name).Result()
 			sc.Close()
 			if err != nil || m["num-slaves"] != "1" || m["num-other-sentinels"] != "2" {
