@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -280,8 +282,9 @@ func TestPodKillAndDrainUnderLoad(t *testing.T) {
 	}
 }
 
-// Redis with an append-only file is killed and restarted mid-run: nothing
-// acknowledged is lost and nothing arrives twice.
+// Redis with an append-only file is killed mid-run and restarted: the
+// streams stay open (no client reconnects), nothing acknowledged is lost
+// and nothing arrives twice.
 func TestRedisRestartWithAOF(t *testing.T) {
 	t.Parallel()
 	s := stack.New(t, redistest.WithAOF())
@@ -293,20 +296,44 @@ func TestRedisRestartWithAOF(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	clients := clientsOver(t, ctx, s, urls, topics, 10, 2)
-	const total = 1200
-	publishSteady(t, ctx, publisherFor(s, w), ledger, topics, total, 300, 2, func(i int) {
-		if i == total/2/2 {
-			s.Redis.Kill()
-			time.Sleep(time.Second)
-			s.Redis.Restart()
+	const total = 600
+	frozen := false
+	defer func() { // never leave a pod stopped, even on a failure
+		if frozen {
+			for _, p := range pods {
+				p.Signal(syscall.SIGCONT)
+			}
 		}
+	}()
+	publishSteady(t, ctx, publisherFor(s, w), ledger, topics, total, 300, 2, func(i int) {
+		if i != total/2/2 {
+			return
+		}
+		s.Redis.Kill() // requests in flight retry until Redis is back
+		time.Sleep(time.Second)
+		// The pods are stopped before Redis returns and resumed only after
+		// the last publish: what is published from now on can reach their
+		// streams only by resubscribing and backfilling from history, not
+		// live, and no later live event makes a stream fill a gap.
+		for _, p := range pods {
+			p.Signal(syscall.SIGSTOP)
+		}
+		frozen = true
+		s.Redis.Restart()
 	})
+	for _, p := range pods {
+		p.Signal(syscall.SIGCONT)
+	}
+	frozen = false
 	if err := stack.WaitAll(ledger, clients, 30*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range clients {
+	for i, c := range clients {
 		if r := c.Resets(); len(r) > 0 {
-			t.Errorf("stream.reset for %v although Redis kept everything", r)
+			t.Errorf("client %d: stream.reset for %v although Redis kept everything", i, r)
+		}
+		if n := c.Reconnects(); n != 0 {
+			t.Errorf("client %d reconnected %d times: its stream did not stay open through the outage", i, n)
 		}
 	}
 }
@@ -364,5 +391,80 @@ func TestMaxConnectionAgeRebalancesWithoutLoss(t *testing.T) {
 	}
 	if c.Reconnects() < 2 {
 		t.Fatalf("%d reconnects in 6 s with MAX_CONNECTION_AGE=1s", c.Reconnects())
+	}
+}
+
+// While Redis is hung (SIGSTOP) or gone (SIGKILL), a new stream and a
+// publish are refused with 503 problem+json and Retry-After within the
+// contract's 3 s, never left hanging; a stream opened before stays open and
+// gets what is published once Redis is back.
+func TestRedisDownAnswers503(t *testing.T) {
+	t.Parallel()
+	s := stack.New(t, redistest.WithAOF()) // a restart keeps history: no stream.reset
+	w, r := s.StartWrite(nil), s.StartRead(nil)
+	pub, pubc := s.PublisherToken("svc"), publisherFor(s, w)
+	tok := s.SubscriberToken("u", "seller:1", "seller:2")
+	held := open(t, r, tok, "?topic=seller:1") // keeps seller:1 subscribed in the pod
+	for _, fault := range []string{"SIGSTOP", "SIGKILL"} {
+		if fault == "SIGSTOP" {
+			s.Redis.Signal(syscall.SIGSTOP)
+		} else {
+			s.Redis.Kill()
+		}
+		requests := map[string]func() (*http.Request, error){
+			"stream on a subscribed topic": func() (*http.Request, error) {
+				return http.NewRequest(http.MethodGet, r.URL+"/v1/stream?topic=seller:1&access_token="+tok, nil)
+			},
+			"stream on a new topic": func() (*http.Request, error) {
+				return http.NewRequest(http.MethodGet, r.URL+"/v1/stream?topic=seller:2&access_token="+tok, nil)
+			},
+			"publish": func() (*http.Request, error) {
+				req, err := http.NewRequest(http.MethodPost, w.URL+"/v1/notifications", strings.NewReader(`{"topics":["seller:1"],"type":"t","data":1}`))
+				if err == nil {
+					req.Header.Set("Content-Type", "application/json")
+					req.Header.Set("Authorization", "Bearer "+pub)
+				}
+				return req, err
+			},
+		}
+		var wg sync.WaitGroup
+		for what, newReq := range requests {
+			wg.Go(func() {
+				req, err := newReq()
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+				defer cancel()
+				start := time.Now()
+				resp, err := http.DefaultClient.Do(req.WithContext(ctx))
+				took := time.Since(start)
+				if err != nil {
+					t.Errorf("%s, Redis %s: %v after %s", what, fault, err, took)
+					return
+				}
+				resp.Body.Close()
+				ra, raErr := strconv.Atoi(resp.Header.Get("Retry-After"))
+				if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Content-Type") != "application/problem+json" || raErr != nil || ra < 0 {
+					t.Errorf("%s, Redis %s: status %d %q Retry-After %q, want 503 application/problem+json with Retry-After",
+						what, fault, resp.StatusCode, resp.Header.Get("Content-Type"), resp.Header.Get("Retry-After"))
+				}
+				if took > 3*time.Second {
+					t.Errorf("%s, Redis %s: answered after %s, want within 3 s", what, fault, took.Round(time.Millisecond))
+				}
+			})
+		}
+		wg.Wait()
+		if fault == "SIGSTOP" {
+			s.Redis.Signal(syscall.SIGCONT)
+		} else {
+			s.Redis.Restart()
+		}
+		res, err := pubc.Publish(t.Context(), publisher.Notification{Topics: []string{"seller:1"}, Type: "t", Data: fault})
+		if err != nil {
+			t.Fatal(err)
+		}
+		expect(t, held, res.ID, "seller:1")
 	}
 }
