@@ -491,3 +491,65 @@ func TestBrowserConsoleExpiry(t *testing.T) {
 	waitRows(t, ctx, len(ids))
 	sameSet(t, logIDs(t, ctx), ids)
 }
+
+// Reconnecting from a cursor older than the history (the console keeps its
+// cursor across Disconnect/Connect) makes the server send stream.reset:
+// the page shows it as a reset banner and a control row in the log, then
+// shows what history still holds and live events.
+func TestBrowserConsoleReset(t *testing.T) {
+	t.Parallel()
+	s := stack.New(t)
+	w, r := s.StartWrite(map[string]string{"HISTORY_MAX_LEN": "10"}), s.StartRead(consoleOn)
+	pub := publisher.New(w.URL, publisher.WithToken(s.PublisherToken("svc")))
+	ctx := newBrowser(t)
+
+	topics := []string{"device:3"}
+	run(t, ctx, 15*time.Second, chromedp.Navigate(consoleURL(r.URL, s.SubscriberToken("reset", topics...), topics, []string{"status"})))
+	waitOpen(t, ctx)
+	first := publishAll(t, pub, publisher.Notification{Topics: topics, Type: "status", Data: "seen"})
+	waitRows(t, ctx, 1)
+	run(t, ctx, 5*time.Second, chromedp.Click(chromedp.ID("disconnect")))
+	waitFor(t, ctx, 5*time.Second, "state closed", `document.getElementById('state').dataset.state === 'closed'`)
+
+	batch := make([]publisher.Notification, 300) // trimming is per 100-entry node
+	for i := range batch {
+		batch[i] = publisher.Notification{Topics: topics, Type: "status", Data: i}
+	}
+	ids, err := pub.PublishBatch(t.Context(), batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, ctx, 5*time.Second, chromedp.Click(chromedp.ID("connect")))
+	waitFor(t, ctx, 10*time.Second, "reset banner", `document.getElementById('banner').dataset.kind === 'reset'`)
+	waitOpen(t, ctx)
+
+	var shown struct {
+		Hidden bool   `json:"hidden"`
+		Height int    `json:"height"`
+		Text   string `json:"text"`
+		Rows   []struct {
+			Topic   string `json:"topic"`
+			Control bool   `json:"control"`
+		} `json:"rows"`
+	}
+	eval(t, ctx, `(() => { const b = document.getElementById('banner'); return {hidden: b.hidden, height: b.offsetHeight, text: b.textContent,
+		rows: Array.from(document.querySelectorAll('#log li[data-type="stream.reset"]'), li => ({topic: li.dataset.topic, control: li.classList.contains('control')}))}; })()`, &shown)
+	if shown.Hidden || shown.Height == 0 || !strings.Contains(shown.Text, "device:3") || strings.Contains(shown.Text, "(unknown)") {
+		t.Errorf("reset banner not shown with its topic and reason: %+v", shown)
+	}
+	if len(shown.Rows) != 1 || !shown.Rows[0].Control || !strings.Contains(shown.Rows[0].Topic, "device:3") {
+		t.Errorf("stream.reset log rows %+v, want one control row for device:3", shown.Rows)
+	}
+
+	// The stream continues: the tail of history, then live events.
+	last := ids[len(ids)-1]
+	waitFor(t, ctx, 10*time.Second, "the newest history event", fmt.Sprintf(`document.querySelector('#log li[data-id=%q]') !== null`, last))
+	live := publishAll(t, pub, publisher.Notification{Topics: topics, Type: "status", Data: "live"})
+	waitFor(t, ctx, 10*time.Second, "a live event", fmt.Sprintf(`document.querySelector('#log li[data-id=%q]') !== null`, live[0]))
+	if got := logIDs(t, ctx); got[0] != live[0] || !slices.Contains(got, first[0]) {
+		t.Errorf("log newest %s, want %s; still holds the first event: %v", got[0], live[0], slices.Contains(got, first[0]))
+	}
+	if d := text(t, ctx, "dupes"); d != "0" {
+		t.Errorf("the server replayed %s events the cursor had seen", d)
+	}
+}

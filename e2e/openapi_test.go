@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -174,7 +175,14 @@ func TestOpenAPIMatchesServers(t *testing.T) {
 	t.Parallel()
 	s := stack.New(t)
 	w, r := s.StartWrite(nil), s.StartRead(nil)
-	_, router := loadSpec(t, w.URL, r.URL)
+	// For the 429s: one publish per 10 s, one stream per subject.
+	limitedW := s.StartWrite(map[string]string{"PUBLISH_RATE_LIMIT": "0.1", "PUBLISH_RATE_BURST": "1"})
+	limitedR := s.StartRead(map[string]string{"MAX_CONNECTIONS_PER_SUBJECT": "1"})
+	// For the 503s: services whose Redis is gone (a stack of its own).
+	down := stack.New(t)
+	downW, downR := down.StartWrite(nil), down.StartRead(nil)
+	down.Redis.Kill()
+	doc, router := loadSpec(t, w.URL, r.URL, limitedW.URL, limitedR.URL, downW.URL, downR.URL)
 
 	pub := s.PublisherToken("openapi")
 	sub := s.SubscriberToken("openapi-sub", "seller:42", "fleet:acme")
@@ -192,6 +200,16 @@ func TestOpenAPIMatchesServers(t *testing.T) {
 	}
 	one := `{"topics":["seller:42"],"type":"task.assigned","data":{"taskId":7}}`
 	big := `{"topics":["seller:42"],"type":"big","data":"` + strings.Repeat("x", 70_000) + `"}`
+
+	open(t, limitedR, sub, "") // holds the subject's only slot
+	retryAfter := func(t *testing.T, resp *http.Response, b []byte) {
+		if ra, err := strconv.Atoi(resp.Header.Get("Retry-After")); err != nil || ra < 1 {
+			t.Errorf("Retry-After %q, want whole seconds >= 1", resp.Header.Get("Retry-After"))
+		}
+		if p := problemOf(t, b); p["status"] != float64(resp.StatusCode) {
+			t.Errorf("problem status %v, response %d", p["status"], resp.StatusCode)
+		}
+	}
 
 	var firstID string
 	cases := []apiCase{
@@ -237,6 +255,13 @@ func TestOpenAPIMatchesServers(t *testing.T) {
 		{name: "data too large 413", method: "POST", url: w.URL + "/v1/notifications", header: bearerH(pub), body: big, status: 413},
 		{name: "not JSON 415", method: "POST", url: w.URL + "/v1/notifications",
 			header: map[string]string{"Authorization": "Bearer " + pub, "Content-Type": "text/plain"}, body: "hello", status: 415, request: outOfSpec},
+		{name: "publish within the rate 202", method: "POST", url: limitedW.URL + "/v1/notifications", header: bearerH(pub), body: one, status: 202},
+		{name: "publish over the rate 429", method: "POST", url: limitedW.URL + "/v1/notifications", header: bearerH(pub), body: one, status: 429, check: retryAfter},
+		{name: "batch over the rate 429", method: "POST", url: limitedW.URL + "/v1/notifications/batch", header: bearerH(pub),
+			body: `{"notifications":[` + one + `]}`, status: 429, check: retryAfter},
+		{name: "publish without Redis 503", method: "POST", url: downW.URL + "/v1/notifications", header: bearerH(pub), body: one, status: 503, check: retryAfter},
+		{name: "batch without Redis 503", method: "POST", url: downW.URL + "/v1/notifications/batch", header: bearerH(pub),
+			body: `{"notifications":[` + one + `]}`, status: 503, check: retryAfter},
 
 		{name: "stream 200 bearer", method: "GET", url: r.URL + "/v1/stream?topic=seller:42&topic=fleet:acme",
 			header: map[string]string{"Authorization": "Bearer " + sub}, status: 200,
@@ -255,13 +280,57 @@ func TestOpenAPIMatchesServers(t *testing.T) {
 		{name: "stream no token 401", method: "GET", url: r.URL + "/v1/stream", status: 401, request: eitherSpec},
 		{name: "stream topic not granted 403", method: "GET", url: r.URL + "/v1/stream?topic=seller:43",
 			header: map[string]string{"Authorization": "Bearer " + sub}, status: 403},
+		{name: "stream over the subject's limit 429", method: "GET", url: limitedR.URL + "/v1/stream",
+			header: map[string]string{"Authorization": "Bearer " + sub}, status: 429, check: retryAfter},
+		{name: "stream without Redis 503", method: "GET", url: downR.URL + "/v1/stream",
+			header: map[string]string{"Authorization": "Bearer " + sub}, status: 503, check: retryAfter},
 	}
 	for _, p := range []*stack.Proc{w, r} {
 		for _, path := range []string{"/healthz", "/readyz", "/metrics"} {
 			cases = append(cases, apiCase{name: p.Name + path, method: "GET", url: p.URL + path, status: 200})
 		}
 	}
+	for _, p := range []*stack.Proc{downW, downR} {
+		cases = append(cases, apiCase{name: p.Name + " /readyz without Redis", method: "GET", url: p.URL + "/readyz", status: 503})
+	}
 	for _, c := range cases {
 		c.run(t, router) // in order: the replay and 422 cases follow the first publish
 	}
+
+	// The events' data match their schemas: the stream.reset an unreadable
+	// cursor gives, then a notification's Envelope.
+	c := open(t, r, sub, "?topic=seller:42&lastEventId=not-a-cursor")
+	id := publish(t, w, pub, []string{"seller:42"}, "task.assigned", map[string]any{"taskId": 8})
+	eventData(t, doc, c, "stream.reset", "StreamReset")
+	env := eventData(t, doc, c, "task.assigned", "Envelope")
+	if env["id"] != id || env["topic"] != "seller:42" || env["type"] != "task.assigned" {
+		t.Errorf("envelope %v, want id %s on seller:42", env, id)
+	}
+	// The schema is not vacuous: it rejects a broken envelope.
+	env["time"] = "yesterday"
+	if validateSchema(doc, "Envelope", env) == nil {
+		t.Errorf("the Envelope schema accepts time %q", env["time"])
+	}
+}
+
+// eventData reads c's next event, which must be of type typ, and checks
+// its data against the document's schema name.
+func eventData(t *testing.T, doc *openapi3.T, c *stack.Conn, typ, name string) map[string]any {
+	t.Helper()
+	ev, err := c.Next(5 * time.Second)
+	if err != nil || ev.Type != typ {
+		t.Fatalf("event %q %q (%v), want %s", ev.Type, ev.Data, err, typ)
+	}
+	var v map[string]any
+	if err := json.Unmarshal([]byte(ev.Data), &v); err != nil {
+		t.Fatalf("%s data %q: %v", typ, ev.Data, err)
+	}
+	if err := validateSchema(doc, name, v); err != nil {
+		t.Errorf("%s data does not match %s: %v\ndata: %s", typ, name, err, ev.Data)
+	}
+	return v
+}
+
+func validateSchema(doc *openapi3.T, name string, v any) error {
+	return doc.Components.Schemas[name].Value.VisitJSON(v, openapi3.EnableJSONSchema2020(), openapi3.EnableFormatValidation())
 }

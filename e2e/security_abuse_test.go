@@ -234,12 +234,15 @@ func TestConnectionFlood(t *testing.T) {
 	}
 
 	// Meanwhile the normal stream receives every notification, in order,
-	// and a sampler records the peak of streams open on the pod (the flood
-	// must reach the stream handler, not only the listener).
+	// and a sampler records the peaks of streams open on the pod (the flood
+	// must reach the stream handler, not only the listener), goroutines and
+	// heap in use.
 	pub := s.PublisherToken("svc")
 	floodDone := make(chan struct{})
 	go func() { wg.Wait(); close(floodDone) }()
-	var peak atomic.Int64
+	names := []string{"notify_read_connections", "go_goroutines", "go_memstats_heap_inuse_bytes"}
+	peaks := map[string]float64{}
+	samples := 0
 	sampled := make(chan struct{})
 	go func() {
 		defer close(sampled)
@@ -249,8 +252,12 @@ func TestConnectionFlood(t *testing.T) {
 				return
 			case <-time.After(5 * time.Millisecond):
 			}
-			if v, ok := scrape(r.URL, "notify_read_connections"); ok && int64(v) > peak.Load() {
-				peak.Store(int64(v))
+			m := scrape(r.URL, names...)
+			if len(m) == len(names) {
+				samples++
+			}
+			for k, v := range m {
+				peaks[k] = max(peaks[k], v)
 			}
 		}
 	}()
@@ -270,10 +277,22 @@ func TestConnectionFlood(t *testing.T) {
 	if n := dialErr.Load(); n > total/100 {
 		t.Fatalf("%d dials failed", n)
 	}
-	<-sampled
-	t.Logf("flood of %d connections done; %d notifications delivered meanwhile; peak %d open streams", total, sent, peak.Load())
-	if peak.Load() < 2 {
-		t.Fatalf("the flood never opened a stream (peak %d): it did not exercise the handler", peak.Load())
+	<-sampled // peaks and samples are the test goroutine's from here
+	peakG, peakHeap := peaks["go_goroutines"], peaks["go_memstats_heap_inuse_bytes"]
+	t.Logf("flood of %d connections done; %d notifications delivered meanwhile; %d samples: peak %v open streams, %v goroutines (baseline %v), heap in use %.1f MiB (baseline %.1f MiB)",
+		total, sent, samples, peaks["notify_read_connections"], peakG, baseG, peakHeap/(1<<20), baseHeap/(1<<20))
+	if peaks["notify_read_connections"] < 2 {
+		t.Fatalf("the flood never opened a stream (peak %v): it did not exercise the handler", peaks["notify_read_connections"])
+	}
+	if samples < 3 {
+		t.Fatalf("only %d complete samples of /metrics during the flood", samples)
+	}
+	// At most workers connections are open from the client side at once;
+	// the pod may lag behind in noticing closes (about 200 goroutines and
+	// +12 MiB measured), but must stay far below what keeping a goroutine
+	// or a stream's ~17 KiB per flood connection would reach.
+	if peakG > baseG+2000 || peakHeap > baseHeap+64<<20 {
+		t.Fatalf("flood peaks over the bound: goroutines %v (baseline %v + 2000), heap %.1f MiB (baseline %.1f + 64 MiB)", peakG, baseG, peakHeap/(1<<20), baseHeap/(1<<20))
 	}
 
 	deadline := time.Now().Add(15 * time.Second)
@@ -301,19 +320,24 @@ func TestConnectionFlood(t *testing.T) {
 	}
 }
 
-// scrape reads one unlabelled metric; usable outside the test goroutine.
-func scrape(base, name string) (float64, bool) {
+// scrape reads unlabelled metrics from one /metrics answer (absent names
+// are left out); usable outside the test goroutine.
+func scrape(base string, names ...string) map[string]float64 {
+	out := map[string]float64{}
 	resp, err := http.Get(base + "/metrics")
 	if err != nil {
-		return 0, false
+		return out
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, name+" "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			return f, err == nil
+		for _, name := range names {
+			if v, ok := strings.CutPrefix(line, name+" "); ok {
+				if f, err := strconv.ParseFloat(v, 64); err == nil {
+					out[name] = f
+				}
+			}
 		}
 	}
-	return 0, false
+	return out
 }

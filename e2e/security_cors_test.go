@@ -111,4 +111,53 @@ func TestCORS(t *testing.T) {
 			noCredentials(t, corsRequest(t, http.MethodOptions, p.wildcard.URL+p.path, "https://anyone.example", p.pre))
 		})
 	}
+
+	// read-api writes a stream's 200 head itself (after the hijack): the
+	// CORS headers must be on it too.
+	t.Run("stream 200", func(t *testing.T) {
+		tok := s.SubscriberToken("cors", "seller:1")
+		stream := func(p *stack.Proc, origin string) *http.Response {
+			t.Helper()
+			h := bearer(tok)
+			h.Set("Origin", origin)
+			c, err := stack.Open(t.Context(), p.URL+"/v1/stream", h)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.Close()
+			return c.Resp
+		}
+		isStream := func(t *testing.T, resp *http.Response) {
+			t.Helper()
+			if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
+				t.Errorf("stream: %d %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+			}
+		}
+
+		resp := stream(r, allowed)
+		isStream(t, resp)
+		if resp.Header.Get("Access-Control-Allow-Origin") != allowed || !strings.Contains(strings.Join(resp.Header.Values("Vary"), ","), "Origin") {
+			t.Errorf("allowed origin's stream: %v", resp.Header)
+		}
+		noCredentials(t, resp)
+
+		// A configured pod never streams to another origin, even with a valid token.
+		resp = stream(r, "https://evil.example")
+		hasNoCORS(t, resp)
+		if resp.StatusCode != http.StatusForbidden {
+			t.Errorf("stream to a disallowed origin: %d", resp.StatusCode)
+		}
+
+		// Nothing configured: the stream is served, without CORS headers.
+		resp = stream(plainR, allowed)
+		isStream(t, resp)
+		hasNoCORS(t, resp)
+
+		resp = stream(wildR, "https://anyone.example")
+		isStream(t, resp)
+		if resp.Header.Get("Access-Control-Allow-Origin") != "*" {
+			t.Errorf("wildcard stream: %v", resp.Header)
+		}
+		noCredentials(t, resp)
+	})
 }
