@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -165,6 +166,149 @@ func TestNoSubscribeRace(t *testing.T) {
 		id := publish(t, w, pub, []string{topic}, "t", i)
 		expect(t, c, id, topic)
 		c.Close()
+	}
+}
+
+// Two streams share a topic's subscription: closing one keeps the pod
+// subscribed (the other keeps receiving); after the last closes, the pod
+// holds no topic channel in Redis within 5 s.
+func TestUnsubscribeAfterLastStream(t *testing.T) {
+	t.Parallel()
+	s := stack.New(t)
+	w, r := s.StartWrite(nil), s.StartRead(nil)
+	tok, pub := s.SubscriberToken("u", "seller:1"), s.PublisherToken("svc")
+	a, b := open(t, r, tok, ""), open(t, r, tok, "")
+	rc := s.Redis.Client()
+	ch := redisbus.Keys{Prefix: "notify:"}.Channel("seller:1")
+	numsub := func() int64 { return rc.PubSubNumSub(t.Context(), ch).Val()[ch] }
+	if n := numsub(); n != 1 {
+		t.Fatalf("two streams on one pod: %d subscribers of %s, want 1", n, ch)
+	}
+
+	a.Close()
+	// Longer than the pod's unsubscribe delay plus its janitor's tick (3 s).
+	for end := time.Now().Add(3500 * time.Millisecond); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		if n := numsub(); n != 1 {
+			t.Fatalf("one of two streams closed: %d subscribers of %s, want 1", n, ch)
+		}
+	}
+	id := publish(t, w, pub, []string{"seller:1"}, "t", 1)
+	expect(t, b, id, "seller:1")
+
+	b.Close()
+	closed := time.Now()
+	pattern := redisbus.Keys{Prefix: "notify:"}.ChannelPattern()
+	waitUntil(t, 5*time.Second, "no topic channel subscribed after the last stream closed", func() bool {
+		chans, err := rc.PubSubChannels(t.Context(), pattern).Result()
+		return err == nil && len(chans) == 0
+	})
+	t.Logf("unsubscribed %s after the last stream closed", time.Since(closed).Round(10*time.Millisecond))
+}
+
+// With HISTORY_TTL=1s a topic's history expires a second after its last
+// event: resuming with a cursor from before gives stream.reset, then live.
+func TestHistoryTTLExpiresHistory(t *testing.T) {
+	t.Parallel()
+	s := stack.New(t)
+	w, r := s.StartWrite(map[string]string{"HISTORY_TTL": "1s"}), s.StartRead(nil)
+	tok, pub := s.SubscriberToken("u", "seller:1"), s.PublisherToken("svc")
+	c := open(t, r, tok, "")
+	first := publish(t, w, pub, []string{"seller:1"}, "t", 0)
+	ev, err := c.Next(5 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if env, _ := stack.DecodeEnvelope(ev); env.ID != first {
+		t.Fatalf("first event %s, want %s", ev.Data, first)
+	}
+	c.Close()
+
+	rc := s.Redis.Client()
+	keys := redisbus.Keys{Prefix: "notify:"}
+	for _, k := range []string{keys.Meta("seller:1"), keys.History("seller:1")} {
+		if ttl := rc.PTTL(t.Context(), k).Val(); ttl <= 0 || ttl > time.Second {
+			t.Fatalf("%s: TTL %s, want (0, 1s]", k, ttl)
+		}
+	}
+	time.Sleep(1100 * time.Millisecond)
+	waitUntil(t, 3*time.Second, "history keys expired", func() bool {
+		return rc.Exists(t.Context(), keys.Meta("seller:1"), keys.History("seller:1")).Val() == 0
+	})
+
+	h := bearer(tok)
+	h.Set("Last-Event-ID", ev.ID)
+	resumed, err := stack.Open(t.Context(), r.URL+"/v1/stream", h)
+	if err != nil || resumed.Resp.StatusCode != http.StatusOK {
+		t.Fatalf("resume: %v", err)
+	}
+	defer resumed.Close()
+	reset, err := resumed.Next(5 * time.Second)
+	if err != nil || reset.Type != "stream.reset" {
+		t.Fatalf("first event after expiry: %q %q %v, want stream.reset", reset.Type, reset.Data, err)
+	}
+	var data struct {
+		Topics []string
+		Reason string
+	}
+	if err := json.Unmarshal([]byte(reset.Data), &data); err != nil || !slices.Equal(data.Topics, []string{"seller:1"}) || data.Reason == "" {
+		t.Fatalf("stream.reset data %s (%v), want topics [seller:1] and a reason", reset.Data, err)
+	}
+	id := publish(t, w, pub, []string{"seller:1"}, "t", 1)
+	expect(t, resumed, id, "seller:1")
+}
+
+// With REDIS_KEY_PREFIX=t9x: on both services, every key and channel they
+// create in Redis starts with it, and they still find each other.
+func TestKeyPrefix(t *testing.T) {
+	t.Parallel()
+	s := stack.New(t)
+	env := map[string]string{"REDIS_KEY_PREFIX": "t9x:"}
+	w, r := s.StartWrite(env), s.StartRead(env)
+	c := open(t, r, s.SubscriberToken("u", "seller:1"), "")
+	pub := s.PublisherToken("svc")
+	body := `{"topics":["seller:1"],"type":"t","data":1}`
+	status, _, resp, err := stack.Post(t.Context(), w.URL+"/v1/notifications", pub, body, map[string]string{"Idempotency-Key": "k1"})
+	if err != nil || status != http.StatusAccepted {
+		t.Fatalf("publish: status %d err %v body %s", status, err, resp)
+	}
+	var out struct{ ID string }
+	_ = json.Unmarshal(resp, &out)
+	expect(t, c, out.ID, "seller:1")
+	idB := publish(t, w, pub, []string{"broadcast"}, "t", 2)
+	expect(t, c, idB, "broadcast")
+
+	rc := s.Redis.Client()
+	var keys []string
+	iter := rc.Scan(t.Context(), 0, "*", 100).Iterator()
+	for iter.Next(t.Context()) {
+		keys = append(keys, iter.Val())
+	}
+	if err := iter.Err(); err != nil {
+		t.Fatal(err)
+	}
+	chans, err := rc.PubSubChannels(t.Context(), "*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := redisbus.Keys{Prefix: "t9x:"}
+	for _, tc := range []struct {
+		what      string
+		got, want []string
+	}{
+		{"keys", keys, []string{k.Meta("seller:1"), k.History("seller:1"), k.Meta("broadcast"), k.Idempotency("svc", "k1")}},
+		{"channels", chans, []string{k.Channel("seller:1"), k.Channel("broadcast")}},
+	} {
+		what, got := tc.what, tc.got
+		for _, name := range tc.want {
+			if !slices.Contains(got, name) {
+				t.Errorf("%s %v lack %s", what, got, name)
+			}
+		}
+		for _, name := range got {
+			if !strings.HasPrefix(name, "t9x:") {
+				t.Errorf("%s: %q does not start with the prefix t9x:", what, name)
+			}
+		}
 	}
 }
 
