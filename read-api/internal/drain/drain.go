@@ -56,12 +56,13 @@ func (d *Drain) Open() int {
 	return len(d.open)
 }
 
-// step is how often a drain closes its next share of streams.
+// step is how often a drain looks for streams due to close.
 const step = 100 * time.Millisecond
 
 // Start refuses new streams and closes the open ones evenly over 80% of
-// within, leaving the rest for them to finish. It returns when all are
-// gone or ctx ends.
+// within (the i-th of n at i/n of that), leaving the rest for them to
+// finish: a few streams are spread as well as many. It returns when all
+// are gone or ctx ends.
 func (d *Drain) Start(ctx context.Context, within time.Duration) {
 	d.draining.Store(true)
 	d.mu.Lock()
@@ -71,22 +72,20 @@ func (d *Drain) Start(ctx context.Context, within time.Duration) {
 	}
 	d.mu.Unlock()
 
-	steps := max(1, int(within*8/10/step))
-	perStep := (len(pending) + steps - 1) / steps
+	spread := within * 8 / 10
+	start := time.Now()
 	tick := time.NewTicker(step)
 	defer tick.Stop()
-	for len(pending) > 0 {
-		n := min(perStep, len(pending))
-		for _, h := range pending[:n] {
-			h.close()
+	for i := 0; i < len(pending); {
+		for ; i < len(pending) && time.Since(start) >= time.Duration(i)*spread/time.Duration(len(pending)); i++ {
+			pending[i].close()
 		}
-		pending = pending[n:]
-		if len(pending) == 0 {
+		if i == len(pending) {
 			break
 		}
 		select {
 		case <-ctx.Done():
-			for _, h := range pending {
+			for _, h := range pending[i:] {
 				h.close()
 			}
 			return

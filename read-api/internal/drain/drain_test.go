@@ -107,3 +107,24 @@ func TestDrainContextEndStopsTheRest(t *testing.T) {
 		}
 	})
 }
+
+// A handful of streams is spread over the window too, not closed in the
+// first ticks: three streams in a 10 s drain stop at 0 s, 2.7 s and 5.3 s.
+func TestDrainSpreadsFewStreams(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		d := New()
+		var wg sync.WaitGroup
+		streams := register(d, 3, &wg)
+		start := time.Now()
+		d.Start(t.Context(), 10*time.Second)
+		wg.Wait()
+		var last time.Duration
+		for _, s := range streams {
+			last = max(last, s.stoppedAt.Sub(start))
+		}
+		if last < 5*time.Second || last > 8*time.Second {
+			t.Errorf("the last of 3 streams stopped %s into a 10 s drain, want between 5 s and 8 s", last)
+		}
+	})
+}
