@@ -116,12 +116,13 @@ func buildOverlay(t *testing.T, name string) *overlay {
 func TestOverlays(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		name       string
-		replicas   map[string]int32
-		wantSecret bool // dev bundles a dev-only Secret; prod expects it from outside
+		name             string
+		replicas         map[string]int32 // fixed counts of the Deployments besides read-api
+		readMin, readMax int32            // read-api's HPA range: the HPA owns its count
+		wantSecret       bool             // dev bundles a dev-only Secret; prod expects it from outside
 	}{
-		{name: "dev", replicas: map[string]int32{"write-api": 1, "read-api": 2, "redis": 1}, wantSecret: true},
-		{name: "prod", replicas: map[string]int32{"write-api": 3, "read-api": 6}},
+		{name: "dev", replicas: map[string]int32{"write-api": 1, "redis": 1}, readMin: 2, readMax: 4, wantSecret: true},
+		{name: "prod", replicas: map[string]int32{"write-api": 3}, readMin: 6, readMax: 30},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -135,20 +136,20 @@ func TestOverlays(t *testing.T) {
 			maxAge := configDuration(t, cfg, "MAX_CONNECTION_AGE")
 			checkRedisConfig(t, cfg)
 
-			if len(o.deployments) != len(tt.replicas) {
-				t.Errorf("deployments %v, want %v", slices.Sorted(maps.Keys(o.deployments)), tt.replicas)
+			want := slices.Sorted(slices.Values(append(slices.Collect(maps.Keys(tt.replicas)), "read-api")))
+			if got := slices.Sorted(maps.Keys(o.deployments)); !slices.Equal(got, want) {
+				t.Errorf("deployments %v, want %v", got, want)
 			}
-			for name, want := range tt.replicas {
-				d := o.deployments[name]
-				if d == nil {
-					t.Errorf("Deployment %s missing", name)
-					continue
-				}
-				if d.Spec.Replicas == nil || *d.Spec.Replicas != want {
-					t.Errorf("Deployment %s replicas %d, want %d", name, ptr.Deref(d.Spec.Replicas, 1), want)
+			for name, d := range o.deployments {
+				if want, fixed := tt.replicas[name]; fixed && (d.Spec.Replicas == nil || *d.Spec.Replicas != want) {
+					t.Errorf("Deployment %s replicas %v, want %d", name, ptr.Deref(d.Spec.Replicas, 1), want)
 				}
 				checkPodSpec(t, d, drain)
 			}
+			if h := readHPA(t, o); h != nil && (ptr.Deref(h.Spec.MinReplicas, 1) != tt.readMin || h.Spec.MaxReplicas != tt.readMax) {
+				t.Errorf("HPA read-api %d..%d, want %d..%d", ptr.Deref(h.Spec.MinReplicas, 1), h.Spec.MaxReplicas, tt.readMin, tt.readMax)
+			}
+			checkConfigSource(t, o)
 			checkServices(t, o)
 			checkIngress(t, o, maxAge)
 			checkHPA(t, o)

@@ -21,11 +21,20 @@ import (
 // TestProxy runs deploy/nginx/nginx.conf in Debian's nginx in front of two
 // read pods on loopback: events cross it unbuffered, and a stream whose pod
 // stops resumes on the other pod by Last-Event-ID with no gap or duplicate.
+// Finally the same config with proxy_buffering on must fail the 100 ms check.
+//
+// Why both: read-api sends X-Accel-Buffering: no, which nginx honours, so a
+// plain live run passes whatever the config says about buffering. startProxy
+// therefore ignores that header (a real pod can only turn buffering off with
+// it, so this is stricter, never looser), leaving the config's own setting,
+// including any per-location override the static check misses, to decide.
+// The buffered run shows that the probe does see buffering: without it, a
+// probe that could not (too little data, a changed nginx) would pass forever.
 func TestProxy(t *testing.T) {
 	be := realBackend(t, 2) // builds the binaries first: the clock starts after
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	proxyURL := startProxy(t, []string{be.pods[0].addr, be.pods[1].addr})
+	proxyURL := startProxy(t, proxyConf(t), []string{be.pods[0].addr, be.pods[1].addr})
 	url := proxyURL + be.streamPath
 
 	s := openStream(ctx, t, url, be.header, "")
@@ -71,6 +80,43 @@ func TestProxy(t *testing.T) {
 	if ev := s2.next(ctx, t); be.decode(ev.data) != live {
 		t.Fatalf("live after resume: got %+v, want data %s", ev, live)
 	}
+
+	checkBufferingDetected(ctx, t, be, other)
+}
+
+// checkBufferingDetected runs the config with proxy_buffering on in front of
+// p (which it then stops) and requires the 100 ms check to fail there.
+func checkBufferingDetected(ctx context.Context, t *testing.T, be *backend, p *pod) {
+	t.Helper()
+	conf := proxyConf(t)
+	if strings.Count(conf, "proxy_buffering off;") != 1 {
+		t.Fatal("nginx.conf: want exactly one `proxy_buffering off;` to flip")
+	}
+	buffered := startProxy(t, strings.Replace(conf, "proxy_buffering off;", "proxy_buffering on;", 1), []string{p.addr})
+	before := p.streams()
+	s := startStream(ctx, t, buffered+be.streamPath, be.header, "")
+	// The pod counts a stream once its subscriptions are live: from then on
+	// a publish reaches it, whether or not the proxy passes anything on.
+	for p.streams() == before {
+		select {
+		case <-ctx.Done():
+			t.Fatal("buffered proxy: the stream never reached the pod")
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	data := `{"n":"buffered"}`
+	be.publish(t, data)
+	// Ten times the bound: the event is held, not merely late.
+	select {
+	case ev := <-s.events:
+		t.Fatalf("proxy_buffering on: event %+v arrived anyway; the 100 ms check cannot catch buffering", ev)
+	case <-time.After(time.Second):
+	}
+	// The event was held, not lost: the pod's close flushes it out.
+	p.stop()
+	if ev := s.next(ctx, t); be.decode(ev.data) != data {
+		t.Fatalf("buffered proxy, after the pod stopped: got %+v, want data %s", ev, data)
+	}
 }
 
 // servingPod returns the pod holding the single open stream, and the other one.
@@ -91,12 +137,9 @@ func servingPod(t *testing.T, be *backend) (serving, other *pod) {
 // observe in seconds: timeouts above MAX_CONNECTION_AGE and token-free logs.
 func TestProxyConfigSSESettings(t *testing.T) {
 	t.Parallel()
-	conf, err := os.ReadFile(filepath.Join(repoRoot(t), "deploy", "nginx", "nginx.conf"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	conf := proxyConf(t)
 	directives := map[string][]string{}
-	for _, stmt := range strings.FieldsFunc(stripComments(string(conf)), func(r rune) bool {
+	for _, stmt := range strings.FieldsFunc(stripComments(conf), func(r rune) bool {
 		return r == ';' || r == '{' || r == '}'
 	}) {
 		if f := strings.Fields(stmt); len(f) > 0 {
@@ -141,9 +184,10 @@ func stripComments(conf string) string {
 	return b.String()
 }
 
-// startProxy runs the repository's nginx.conf with listen.conf and
-// upstreams.conf generated for loopback, and returns the proxy's base URL.
-func startProxy(t *testing.T, upstreams []string) string {
+// startProxy runs conf (the repository's nginx.conf, or a mutation of it) with
+// listen.conf and upstreams.conf generated for loopback, and returns the
+// proxy's base URL. The upstream's X-Accel-Buffering header is ignored.
+func startProxy(t *testing.T, conf string, upstreams []string) string {
 	t.Helper()
 	bin := nginxBinary(t)
 	root := repoRoot(t)
@@ -154,15 +198,12 @@ func startProxy(t *testing.T, upstreams []string) string {
 			t.Fatal(err)
 		}
 	}
-	conf, err := os.ReadFile(filepath.Join(root, "deploy", "nginx", "nginx.conf"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	port := freePort(t)
 	files := map[string]string{
-		"nginx.conf":     string(conf),
+		"nginx.conf":     conf,
 		"upstreams.conf": upstreamServers(t, root, upstreams),
-		"listen.conf":    fmt.Sprintf("listen 127.0.0.1:%d;\n", port),
+		// Server level, like the config's own proxy_buffering (see TestProxy).
+		"listen.conf": fmt.Sprintf("listen 127.0.0.1:%d;\nproxy_ignore_headers X-Accel-Buffering;\n", port),
 	}
 	for name, content := range files {
 		if err := os.WriteFile(filepath.Join(confDir, name), []byte(content), 0o644); err != nil {
@@ -283,4 +324,14 @@ func waitHealthy(ctx context.Context, url string, exited <-chan struct{}) error 
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// proxyConf is the repository's deploy/nginx/nginx.conf.
+func proxyConf(t *testing.T) string {
+	t.Helper()
+	conf, err := os.ReadFile(filepath.Join(repoRoot(t), "deploy", "nginx", "nginx.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(conf)
 }

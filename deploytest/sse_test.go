@@ -3,23 +3,49 @@ package deploytest
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 type sseEvent struct {
 	id, data string
 }
 
-// stream is an open text/event-stream response; events is closed when it ends.
+// stream is a text/event-stream response; events is closed when it ends.
 type stream struct {
-	resp   *http.Response
+	resp   *http.Response // set before head is closed
+	head   chan error     // receives the request's outcome once the response head arrives
 	events chan sseEvent
 }
 
-// openStream GETs url as an EventSource would, resuming after lastEventID when set.
+// headTimeout bounds the wait for a stream's response head: the pod sends it
+// as soon as the subscriptions are live, in milliseconds on loopback.
+const headTimeout = 5 * time.Second
+
+// openStream GETs url as an EventSource would, resuming after lastEventID
+// when set, and waits for the response head.
 func openStream(ctx context.Context, t *testing.T, url string, header http.Header, lastEventID string) *stream {
+	t.Helper()
+	s := startStream(ctx, t, url, header, lastEventID)
+	select {
+	case err := <-s.head:
+		if err != nil {
+			t.Fatalf("open stream: %v", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("open stream: no response head before the test deadline")
+	case <-time.After(headTimeout):
+		t.Fatalf("open stream: no response head within %v (held by a buffering proxy?)", headTimeout)
+	}
+	return s
+}
+
+// startStream sends the request and returns at once: a buffering proxy may
+// hold even the response head, and the caller can still wait for events.
+func startStream(ctx context.Context, t *testing.T, url string, header http.Header, lastEventID string) *stream {
 	t.Helper()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
@@ -32,16 +58,23 @@ func openStream(ctx context.Context, t *testing.T, url string, header http.Heade
 	if lastEventID != "" {
 		req.Header.Set("Last-Event-ID", lastEventID)
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("open stream: %v", err)
-	}
-	t.Cleanup(func() { resp.Body.Close() })
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("open stream: status %s", resp.Status)
-	}
-	s := &stream{resp: resp, events: make(chan sseEvent)}
-	go s.read(ctx)
+	s := &stream{head: make(chan error, 1), events: make(chan sseEvent)}
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil && resp.StatusCode != http.StatusOK {
+			resp.Body.Close()
+			err = fmt.Errorf("status %s", resp.Status)
+		}
+		if err != nil {
+			close(s.events)
+			s.head <- err
+			return
+		}
+		defer resp.Body.Close()
+		s.resp = resp
+		s.head <- nil
+		s.read(ctx)
+	}()
 	return s
 }
 
