@@ -18,11 +18,19 @@ type Drain struct {
 }
 
 type handle struct {
-	stop chan struct{}
-	once sync.Once
+	stop   chan struct{}
+	onStop func()
+	once   sync.Once
 }
 
-func (h *handle) close() { h.once.Do(func() { close(h.stop) }) }
+func (h *handle) close() {
+	h.once.Do(func() {
+		close(h.stop)
+		if h.onStop != nil {
+			h.onStop()
+		}
+	})
+}
 
 // New returns an idle Drain.
 func New() *Drain {
@@ -32,9 +40,10 @@ func New() *Drain {
 // Draining reports whether the pod refuses new streams.
 func (d *Drain) Draining() bool { return d.draining.Load() }
 
-// Register adds a stream; the channel closes when it must end.
-func (d *Drain) Register() (<-chan struct{}, func()) {
-	h := &handle{stop: make(chan struct{})}
+// Register adds a stream; the channel closes when it must end, and onStop
+// (if not nil) is called then, for streams that wait on something else.
+func (d *Drain) Register(onStop func()) (<-chan struct{}, func()) {
+	h := &handle{stop: make(chan struct{}), onStop: onStop}
 	d.mu.Lock()
 	d.open[h] = struct{}{}
 	d.mu.Unlock()

@@ -20,7 +20,7 @@ func register(d *Drain, n int, wg *sync.WaitGroup) []*stream {
 	for i := range out {
 		s := &stream{}
 		out[i] = s
-		stop, release := d.Register()
+		stop, release := d.Register(nil)
 		wg.Go(func() {
 			<-stop
 			s.stoppedAt, s.draining = time.Now(), d.Draining()
@@ -125,6 +125,22 @@ func TestDrainSpreadsFewStreams(t *testing.T) {
 		}
 		if last < 5*time.Second || last > 8*time.Second {
 			t.Errorf("the last of 3 streams stopped %s into a 10 s drain, want between 5 s and 8 s", last)
+		}
+	})
+}
+
+// Streams that wait on something other than the channel are told through
+// onStop, once, when the drain closes them.
+func TestDrainCallsOnStop(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		d := New()
+		calls := 0
+		stop, release := d.Register(func() { calls++ })
+		go func() { <-stop; release() }()
+		d.Start(t.Context(), time.Second)
+		if calls != 1 {
+			t.Fatalf("onStop called %d times, want 1", calls)
 		}
 	})
 }

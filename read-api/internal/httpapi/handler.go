@@ -38,9 +38,10 @@ type Limits struct {
 // Drainer tells whether the pod is draining and when a stream must go.
 type Drainer interface {
 	Draining() bool
-	// Register returns a channel closed when the stream should end, and a
-	// release func to call when it has.
-	Register() (<-chan struct{}, func())
+	// Register returns a channel closed when the stream should end (and
+	// onStop, if not nil, called then), and a release func to call when it
+	// has.
+	Register(onStop func()) (<-chan struct{}, func())
 }
 
 // Handler serves GET /v1/stream.
@@ -93,7 +94,18 @@ func (h *Handler) stream(c *gin.Context) {
 		h.fail(c, &problem.Error{Code: problem.Unavailable, Detail: "Redis is unavailable; retry later", RetryAfter: time.Second, Err: err})
 		return
 	}
-	drained, release := h.drain.Register()
+	// A stream lives for an hour: take the connection from net/http, so
+	// its per-connection buffers and the handler's deep stack are freed,
+	// and serve it on a goroutine of its own that parks in a read of the
+	// connection.
+	hc, hijackErr := hijack(c.Writer)
+	var waiter *connWaiter
+	var onStop func()
+	if hijackErr == nil {
+		waiter = &connWaiter{conn: hc.conn}
+		onStop = waiter.Wake
+	}
+	drained, release := h.drain.Register(onStop)
 	h.metrics.Connections.Inc()
 	done := func(err error) {
 		h.metrics.Connections.Dec()
@@ -118,20 +130,18 @@ func (h *Handler) stream(c *gin.Context) {
 		MaxAge:      jitter(h.limits.MaxConnectionAge),
 		Drain:       drained,
 	}
-	// A stream lives for an hour: take the connection from net/http, so
-	// its per-connection buffers and the handler's deep stack are freed,
-	// and serve it on a goroutine of its own.
-	if hc, err := hijack(c.Writer); err == nil {
-		go func() {
-			ctx, cancel := hc.watch()
-			defer cancel()
-			err := s.Serve(ctx, hc, opts)
-			_ = hc.conn.Close()
-			done(err)
-		}()
+	if hijackErr != nil {
+		done(s.Serve(r.Context(), c.Writer, opts))
 		return
 	}
-	done(s.Serve(r.Context(), c.Writer, opts))
+	opts.Waiter = waiter
+	go func() {
+		// The waiter notices the client leaving; history reads are
+		// bounded by the Redis client's own timeouts.
+		err := s.Serve(context.Background(), hc, opts)
+		_ = hc.conn.Close()
+		done(err)
+	}()
 }
 
 // authorize verifies the token and picks the stream's topics: those asked

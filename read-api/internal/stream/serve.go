@@ -20,6 +20,10 @@ type Options struct {
 	Expiry      time.Time       // the token's exp: stream.expired, then end
 	MaxAge      time.Duration   // close after this long (already jittered)
 	Drain       <-chan struct{} // closed when the pod wants the stream gone
+	// Waiter parks the stream between events. Nil: one built on ctx, Drain
+	// and a timer. A hijacked connection brings its own, which also
+	// notices the client leaving, so that a stream is one goroutine.
+	Waiter Waiter
 }
 
 // Open reads the topics' current positions: what a resumed stream replays
@@ -48,6 +52,18 @@ func (s *Stream) Serve(ctx context.Context, w http.ResponseWriter, opts Options)
 			return err
 		}
 	}
+	waiter := opts.Waiter
+	if waiter == nil {
+		cw := newChanWaiter(ctx, opts.Drain)
+		defer cw.stop()
+		waiter = cw
+	}
+	// From here on Push wakes the loop; events queued before are taken by
+	// its first round.
+	s.mu.Lock()
+	s.waiter = waiter
+	s.mu.Unlock()
+
 	targets := s.targets
 	s.targets = nil
 	h := w.Header()
@@ -57,75 +73,58 @@ func (s *Stream) Serve(ctx context.Context, w http.ResponseWriter, opts Options)
 	w.WriteHeader(http.StatusOK)
 	s.out = sse.AppendRetry(s.out, s.limits.Retry.Milliseconds())
 	s.start(ctx, opts.LastEventID, targets)
-	if err := s.flush(w, rc); err != nil {
-		return err
-	}
 
-	// One timer serves the heartbeat, the token's expiry, the maximum age
-	// and the resync retry: it is armed for whichever comes first. A busy
-	// stream neither resets it per write (the heartbeat counts from the
-	// last write when it fires) nor pays for four channels in its select.
-	now := time.Now()
-	maxAgeAt := now.Add(opts.MaxAge)
+	// One deadline serves the heartbeat, the token's expiry, the maximum
+	// age and the resync retry: the waiter is armed for whichever comes
+	// first. A busy stream does not move it per write: the heartbeat
+	// counts from the last write when the deadline passes.
+	maxAgeAt := time.Now().Add(opts.MaxAge)
 	var retryAt time.Time // zero: no resync retry pending
-	timerAt := earliest(now.Add(s.limits.Heartbeat), opts.Expiry, maxAgeAt)
-	timer := time.NewTimer(timerAt.Sub(now))
-	defer timer.Stop()
-
 	var events []*hub.Event
 	var resync []int
 	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-opts.Drain:
-			return s.closeForRebalance(w, rc)
-		case now := <-timer.C:
-			if !now.Before(maxAgeAt) {
-				return s.closeForRebalance(w, rc)
-			}
-			if !now.Before(opts.Expiry) {
-				s.appendControl("stream.expired", []byte(`{"reason":"token expired"}`))
-				return s.flush(w, rc)
-			}
-			if !retryAt.IsZero() && !now.Before(retryAt) {
-				retryAt = time.Time{}
-				s.signal()
-			}
-			heartbeatAt := s.lastWrite.Add(s.limits.Heartbeat)
-			if !now.Before(heartbeatAt) {
-				s.out = sse.AppendComment(s.out, "")
-				heartbeatAt = now.Add(s.limits.Heartbeat)
-			}
-			timerAt = earliest(heartbeatAt, opts.Expiry, maxAgeAt)
-			if !retryAt.IsZero() {
-				timerAt = earliest(timerAt, retryAt)
-			}
-			timer.Reset(timerAt.Sub(now))
-		case <-s.wake:
-			var slow bool
-			events, resync, slow = s.take(events, resync)
-			if slow {
-				s.log.Info("closing slow stream", zap.Int("topics", len(s.topics)))
-				return ErrSlow
-			}
-			for _, ev := range events {
-				s.handle(ctx, ev)
-			}
-			clear(events)
-			if len(resync) > 0 && !s.catchUpTopics(ctx, resync) {
-				retryAt = time.Now().Add(resyncRetry)
-				if retryAt.Before(timerAt) {
-					timerAt = retryAt
-					timer.Reset(time.Until(retryAt))
-				}
-			}
+		var slow bool
+		events, resync, slow = s.take(events, resync)
+		if slow {
+			s.log.Info("closing slow stream", zap.Int("topics", len(s.topics)))
+			return ErrSlow
 		}
-		if len(s.out) == 0 {
-			continue
+		for _, ev := range events {
+			s.handle(ctx, ev)
+		}
+		clear(events)
+		if len(resync) > 0 {
+			retryAt = time.Time{}
+			if !s.catchUpTopics(ctx, resync) { // marked again: retried on a later round
+				retryAt = time.Now().Add(resyncRetry)
+			}
 		}
 		if err := s.flush(w, rc); err != nil {
 			return err
+		}
+
+		wakeAt := earliest(s.lastWrite.Add(s.limits.Heartbeat), opts.Expiry, maxAgeAt)
+		if !retryAt.IsZero() {
+			wakeAt = earliest(wakeAt, retryAt)
+		}
+		if waiter.Wait(wakeAt) {
+			return nil
+		}
+		select {
+		case <-opts.Drain:
+			return s.closeForRebalance(w, rc)
+		default:
+		}
+		now := time.Now()
+		if !now.Before(maxAgeAt) {
+			return s.closeForRebalance(w, rc)
+		}
+		if !now.Before(opts.Expiry) {
+			s.appendControl("stream.expired", []byte(`{"reason":"token expired"}`))
+			return s.flush(w, rc)
+		}
+		if !now.Before(s.lastWrite.Add(s.limits.Heartbeat)) {
+			s.out = sse.AppendComment(s.out, "")
 		}
 	}
 }

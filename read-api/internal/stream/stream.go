@@ -56,7 +56,7 @@ type Stream struct {
 	queued   int // bytes of frames in queue
 	overflow bool
 	resync   []bool // per topic: check history, events may be missing
-	wake     chan struct{}
+	waiter   Waiter // set when Serve starts: what Push and Resync wake
 
 	targets   []notification.Position // from Open until Serve starts
 	out       []byte                  // frames not yet written
@@ -72,7 +72,7 @@ func New(topics []string, history History, limits Limits, log *zap.Logger) *Stre
 	s := &Stream{
 		topics: topics, keys: make([]cursor.TopicKey, len(topics)), pos: make([]notification.Position, len(topics)),
 		history: history, limits: limits, log: log,
-		resync: make([]bool, len(topics)), wake: make(chan struct{}, 1),
+		resync: make([]bool, len(topics)),
 	}
 	for i, t := range topics {
 		s.keys[i] = cursor.KeyOf(t)
@@ -95,8 +95,11 @@ func (s *Stream) Push(ev *hub.Event) {
 		s.queue = append(s.queue, ev)
 		s.queued += len(ev.Frame)
 	}
+	w := s.waiter
 	s.mu.Unlock()
-	s.signal()
+	if w != nil {
+		w.Wake()
+	}
 }
 
 // Resync asks the stream to check topic against history.
@@ -107,14 +110,10 @@ func (s *Stream) Resync(topic string) {
 			s.resync[i] = true
 		}
 	}
+	w := s.waiter
 	s.mu.Unlock()
-	s.signal()
-}
-
-func (s *Stream) signal() {
-	select {
-	case s.wake <- struct{}{}:
-	default:
+	if w != nil {
+		w.Wake()
 	}
 }
 
