@@ -75,7 +75,8 @@ func (h *Handler) stream(c *gin.Context) {
 		h.fail(c, err)
 		return
 	}
-	if !h.subjects.acquire(claims.Subject) {
+	subject := claims.Subject // the stream keeps this, not the whole claims
+	if !h.subjects.acquire(subject) {
 		h.fail(c, &problem.Error{Code: problem.TooManyRequests, Detail: "too many open streams for this subject", RetryAfter: 5 * time.Second})
 		return
 	}
@@ -90,7 +91,7 @@ func (h *Handler) stream(c *gin.Context) {
 	}
 	cancel()
 	if err != nil {
-		h.subjects.release(claims.Subject)
+		h.subjects.release(subject)
 		h.fail(c, &problem.Error{Code: problem.Unavailable, Detail: "Redis is unavailable; retry later", RetryAfter: time.Second, Err: err})
 		return
 	}
@@ -111,7 +112,7 @@ func (h *Handler) stream(c *gin.Context) {
 		h.metrics.Connections.Dec()
 		release()
 		h.hub.Leave(s, topics)
-		h.subjects.release(claims.Subject)
+		h.subjects.release(subject)
 		switch {
 		case errors.Is(err, stream.ErrSlow):
 			h.metrics.SlowClosed.Inc()

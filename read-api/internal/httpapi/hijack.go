@@ -99,7 +99,12 @@ func (w *connWaiter) Wait(deadline time.Time) bool {
 	return true // the client left, or sent bytes, which no SSE client does
 }
 
-func (h *hijacked) Header() http.Header { return h.header }
+func (h *hijacked) Header() http.Header {
+	if h.header == nil { // after WriteHeader: changes no longer matter
+		h.header = http.Header{}
+	}
+	return h.header
+}
 
 func (h *hijacked) WriteHeader(code int) {
 	var head bytes.Buffer
@@ -108,6 +113,7 @@ func (h *hijacked) WriteHeader(code int) {
 	_ = h.header.Write(&head)
 	head.WriteString("\r\n")
 	h.head = head.Bytes()
+	h.header = nil // sent: not kept for the stream's hour
 }
 
 func (h *hijacked) Write(b []byte) (int, error) {
