@@ -36,6 +36,7 @@ type Publisher struct {
 	maxLen     string
 	ttlMillis  string
 	publishCmd string
+	co         coalescer
 }
 
 // PublisherConfig sizes the history.
@@ -61,16 +62,31 @@ func NewPublisher(client redis.UniversalClient, keys Keys, cfg PublisherConfig) 
 	}
 }
 
-// Publish stores and publishes every item in one pipelined round trip and
-// returns each item's position. It succeeds only when all items did: on
-// error some items may have been published, so callers retry with the same
-// notification ids (subscribers can deduplicate by id).
+// Publish stores and publishes every item and returns each item's
+// position; concurrent calls share round trips (coalesce.go). It succeeds
+// only when all items did: on error some items may have been published, so
+// callers retry with the same notification ids (subscribers can
+// deduplicate by id).
 func (p *Publisher) Publish(ctx context.Context, items []Item) ([]notification.Position, error) {
+	c := &call{ctx: ctx, items: items, done: make(chan struct{})}
+	p.submit(c)
+	select {
+	case <-c.done:
+		return c.pos, c.err
+	case <-ctx.Done():
+		return nil, fmt.Errorf("redisbus: publish: %w", ctx.Err())
+	}
+}
+
+// publish runs the script for every item in one MULTI/EXEC and returns each
+// item's position or error.
+func (p *Publisher) publish(ctx context.Context, items []Item) ([]notification.Position, []error) {
 	cmds := make([]*redis.Cmd, len(items))
 	pending := make([]int, len(items))
 	for i := range pending {
 		pending[i] = i
 	}
+	errs := make([]error, len(items))
 	// At most two rounds: the second only for items that met NOSCRIPT (a
 	// restarted or failed-over Redis), which did not run and are safe to send again.
 	for round := 0; len(pending) > 0; round++ {
@@ -83,26 +99,36 @@ func (p *Publisher) Publish(ctx context.Context, items []Item) ([]notification.P
 		}
 		if len(again) > 0 {
 			if err := publishScript.Load(ctx, p.client).Err(); err != nil {
-				return nil, fmt.Errorf("redisbus: load publish script: %w", err)
+				err = fmt.Errorf("load publish script: %w", err)
+				for _, i := range again {
+					errs[i] = err
+				}
+				break
 			}
 		}
 		pending = again
 	}
 	out := make([]notification.Position, len(cmds))
 	for i, c := range cmds {
+		if errs[i] != nil {
+			continue
+		}
 		res, err := c.StringSlice()
-		if err != nil {
-			return nil, fmt.Errorf("redisbus: publish %s: %w", items[i].Topic, err)
+		switch {
+		case err != nil:
+			errs[i] = err
+		case len(res) != 2:
+			errs[i] = fmt.Errorf("%w: reply %q", notification.ErrBadMessage, res)
+		default:
+			out[i], errs[i] = notification.ParsePosition(res[0], res[1])
+			out[i].Link = max(items[i].Link, 1)
 		}
-		if len(res) != 2 {
-			return nil, fmt.Errorf("redisbus: publish %s: %w: reply %q", items[i].Topic, notification.ErrBadMessage, res)
-		}
-		if out[i], err = notification.ParsePosition(res[0], res[1]); err != nil {
-			return nil, fmt.Errorf("redisbus: publish %s: %w", items[i].Topic, err)
-		}
-		out[i].Link = max(items[i].Link, 1)
 	}
-	return out, nil
+	return out, errs
+}
+
+func wrapItemErr(topic string, err error) error {
+	return fmt.Errorf("redisbus: publish %s: %w", topic, err)
 }
 
 // run sends the script for items[idx...] in one MULTI/EXEC (per slot in a
