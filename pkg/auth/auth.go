@@ -14,6 +14,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -45,6 +46,10 @@ type Config struct {
 	PublicKeyFile string
 	Audience      string
 	Issuer        string
+	// CacheSize, when positive, remembers that many verified tokens, so a
+	// service that sends the same token on every request pays for its
+	// signature once; the time claims are still checked on every use.
+	CacheSize int
 }
 
 // Claims are the registered claims plus Notify's own.
@@ -61,10 +66,12 @@ func (c *Claims) HasScope(s string) bool {
 
 // Verifier checks tokens against the configured key set.
 type Verifier struct {
-	keys    jwt.VerificationKeySet
-	byKid   map[string]any // keys labelled with a "kid" PEM header
-	methods []string
-	parser  *jwt.Parser
+	keys      jwt.VerificationKeySet
+	byKid     map[string]any // keys labelled with a "kid" PEM header
+	methods   []string
+	parser    *jwt.Parser
+	validator *jwt.Validator // the parser's claim checks, for cached tokens
+	cache     *tokenCache    // nil: off
 }
 
 // NewVerifier loads the key and fails on any configuration mistake, so a
@@ -101,11 +108,22 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 		opts = append(opts, jwt.WithIssuer(cfg.Issuer))
 	}
 	v.parser = jwt.NewParser(opts...)
+	v.validator = jwt.NewValidator(opts...)
+	if cfg.CacheSize > 0 {
+		v.cache = &tokenCache{max: cfg.CacheSize, m: map[Token]*Claims{}}
+	}
 	return v, nil
 }
 
-// Verify parses and validates a token.
+// Verify parses and validates a token. The claims returned may be shared
+// with other callers: read them, do not change them.
 func (v *Verifier) Verify(token Token) (*Claims, error) {
+	if claims := v.cache.get(token); claims != nil {
+		if err := v.validator.Validate(claims); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrUnauthenticated, err)
+		}
+		return claims, nil
+	}
 	claims := &Claims{}
 	_, err := v.parser.ParseWithClaims(string(token), claims, v.keyFor)
 	if err != nil {
@@ -114,7 +132,38 @@ func (v *Verifier) Verify(token Token) (*Claims, error) {
 	if claims.ExpiresAt == nil {
 		return nil, fmt.Errorf("%w: exp is required", ErrUnauthenticated)
 	}
+	v.cache.put(token, claims)
 	return claims, nil
+}
+
+// tokenCache holds tokens whose signature and claims verified. Full, it
+// starts over rather than tracking use: its users are a few publishing
+// services, each with one token at a time.
+type tokenCache struct {
+	mu  sync.Mutex
+	max int
+	m   map[Token]*Claims
+}
+
+func (c *tokenCache) get(t Token) *Claims {
+	if c == nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.m[t]
+}
+
+func (c *tokenCache) put(t Token, claims *Claims) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.m) >= c.max {
+		clear(c.m)
+	}
+	c.m[t] = claims
 }
 
 // keyFor selects the verification key. A token whose kid names a labelled

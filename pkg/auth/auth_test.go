@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -137,6 +138,10 @@ func TestClaimsHS256(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	cached, err := NewVerifier(Config{HS256Secret: string(secret), Audience: "notifications", Issuer: "https://id.example", CacheSize: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
 	now := time.Now()
 	with := func(k string, val any) jwt.MapClaims {
 		c := claims()
@@ -179,6 +184,35 @@ func TestClaimsHS256(t *testing.T) {
 			if _, err := v.Verify(tc.tok); (err == nil) != tc.ok {
 				t.Fatalf("Verify: %v, want ok=%v", err, tc.ok)
 			}
+			for range 2 { // the second time from the cache, if it was accepted
+				if _, err := cached.Verify(tc.tok); (err == nil) != tc.ok {
+					t.Fatalf("Verify with a cache: %v, want ok=%v", err, tc.ok)
+				}
+			}
 		})
 	}
+}
+
+// A remembered token is still refused once it expires.
+func TestCachedTokenExpires(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		secret := []byte("0123456789abcdef0123456789abcdef")
+		v, err := NewVerifier(Config{HS256Secret: string(secret), Audience: "notifications", CacheSize: 4})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := claims()
+		c["exp"] = time.Now().Add(time.Second).Unix()
+		tok := sign(t, jwt.SigningMethodHS256, secret, "", c)
+		for range 2 {
+			if _, err := v.Verify(tok); err != nil {
+				t.Fatalf("Verify before exp: %v", err)
+			}
+		}
+		time.Sleep(Leeway + 2*time.Second)
+		if _, err := v.Verify(tok); !errors.Is(err, ErrUnauthenticated) {
+			t.Fatalf("Verify of a cached token after exp = %v, want ErrUnauthenticated", err)
+		}
+	})
 }

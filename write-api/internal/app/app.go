@@ -31,7 +31,12 @@ type App struct {
 
 // New checks the configuration, connects (lazily) to Redis and listens.
 func New(cfg config.Config, log *zap.Logger) (*App, error) {
-	verifier, err := auth.NewVerifier(cfg.JWT.Auth())
+	// Publishers are a few services sending one token on every request:
+	// remember the verified ones (read-api does not: each browser has its
+	// own token and one stream, so a cache would only cost memory).
+	authCfg := cfg.JWT.Auth()
+	authCfg.CacheSize = 1024
+	verifier, err := auth.NewVerifier(authCfg)
 	if err != nil {
 		return nil, err
 	}
