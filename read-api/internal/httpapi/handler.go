@@ -136,10 +136,17 @@ func (h *Handler) stream(c *gin.Context) {
 		return
 	}
 	opts.Waiter = waiter
+	// The replay runs here, on the request's deep stack; the stream's own
+	// goroutine starts small and only waits and writes. The waiter notices
+	// the client leaving; history reads are bounded by the Redis client's
+	// own timeouts.
+	if err := s.Begin(context.Background(), hc, opts); err != nil {
+		_ = hc.conn.Close()
+		done(err)
+		return
+	}
 	go func() {
-		// The waiter notices the client leaving; history reads are
-		// bounded by the Redis client's own timeouts.
-		err := s.Serve(context.Background(), hc, opts)
+		err := s.Run(context.Background(), hc, opts)
 		_ = hc.conn.Close()
 		done(err)
 	}()

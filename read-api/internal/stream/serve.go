@@ -46,7 +46,17 @@ const resyncRetry = 500 * time.Millisecond
 // stream grows too old or slow, or the pod drains. The caller has joined
 // the hub already, so nothing published from now on can be missed.
 func (s *Stream) Serve(ctx context.Context, w http.ResponseWriter, opts Options) error {
-	rc := http.NewResponseController(w)
+	if err := s.Begin(ctx, w, opts); err != nil {
+		return err
+	}
+	return s.Run(ctx, w, opts)
+}
+
+// Begin writes the response head and the replay: the first half of Serve,
+// which a caller runs on the request's goroutine, whose stack is already
+// deep enough for the history reads, before handing Run a goroutine of its
+// own that then stays small.
+func (s *Stream) Begin(ctx context.Context, w http.ResponseWriter, opts Options) error {
 	if s.targets == nil {
 		if err := s.Open(ctx); err != nil {
 			return err
@@ -54,9 +64,7 @@ func (s *Stream) Serve(ctx context.Context, w http.ResponseWriter, opts Options)
 	}
 	waiter := opts.Waiter
 	if waiter == nil {
-		cw := newChanWaiter(ctx, opts.Drain)
-		defer cw.stop()
-		waiter = cw
+		waiter = newChanWaiter(ctx, opts.Drain)
 	}
 	// From here on Push wakes the loop; events queued before are taken by
 	// its first round.
@@ -73,7 +81,16 @@ func (s *Stream) Serve(ctx context.Context, w http.ResponseWriter, opts Options)
 	w.WriteHeader(http.StatusOK)
 	s.out = sse.AppendRetry(s.out, s.limits.Retry.Milliseconds())
 	s.start(ctx, opts.LastEventID, targets)
+	return s.flush(w, http.NewResponseController(w))
+}
 
+// Run streams live events after Begin, until the stream ends.
+func (s *Stream) Run(ctx context.Context, w http.ResponseWriter, opts Options) error {
+	rc := http.NewResponseController(w)
+	waiter := s.waiter
+	if cw, ok := waiter.(*chanWaiter); ok {
+		defer cw.stop()
+	}
 	// One deadline serves the heartbeat, the token's expiry, the maximum
 	// age and the resync retry: the waiter is armed for whichever comes
 	// first. A busy stream does not move it per write: the heartbeat
