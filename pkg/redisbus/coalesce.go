@@ -4,57 +4,65 @@ import (
 	"context"
 	"sync"
 	"time"
-
-	"notify/pkg/notification"
 )
 
-// Concurrent Publish calls share round trips: while maxInFlight batches are
-// on their way to Redis, new calls queue, and the next batch takes them all
-// in one MULTI/EXEC. Under load this turns one network write and read per
-// request into one per batch, in write-api and in Redis; a lone call goes
-// out at once.
+// A coalescer lets concurrent calls share round trips: while maxInFlight
+// batches are on their way to Redis, new calls queue, and the next batch
+// takes them all in one pipeline. Under load this turns one network write
+// and read per request into one per batch, in write-api and in Redis; a
+// lone call goes out at once. (Tried for read-api's position reads in a
+// reconnect storm too: no gain measured there, so not used.)
 const (
 	maxInFlight   = 2
 	maxBatchItems = 1000
 )
 
-// call is one Publish waiting for its batch.
-type call struct {
-	ctx   context.Context
-	items []Item
-	pos   []notification.Position
-	err   error
-	done  chan struct{}
-}
+type coalescer[In, Out any] struct {
+	// run does a batch: one result or error per input.
+	run func(ctx context.Context, in []In) ([]Out, []error)
 
-type coalescer struct {
 	mu       sync.Mutex
-	queue    []*call
+	queue    []*job[In, Out]
 	inFlight int
 }
 
-// submit queues c and, if a batch slot is free, runs the queue in the
-// caller's goroutine; c.done is closed once c has its result.
-func (p *Publisher) submit(c *call) {
-	co := &p.co
-	co.mu.Lock()
-	co.queue = append(co.queue, c)
-	if co.inFlight >= maxInFlight {
-		co.mu.Unlock()
-		return // a running batch takes it next
-	}
-	co.inFlight++
-	batch := co.take()
-	co.mu.Unlock()
-	p.runBatches(batch)
+// job is one call waiting for its batch.
+type job[In, Out any] struct {
+	ctx  context.Context
+	in   []In
+	out  []Out
+	err  error
+	done chan struct{}
 }
 
-// take removes up to maxBatchItems items' worth of calls from the queue.
+// do runs in as part of a batch and returns its results, or the first
+// error among them.
+func (co *coalescer[In, Out]) do(ctx context.Context, in []In) ([]Out, error) {
+	j := &job[In, Out]{ctx: ctx, in: in, done: make(chan struct{})}
+	co.mu.Lock()
+	co.queue = append(co.queue, j)
+	if co.inFlight < maxInFlight {
+		co.inFlight++
+		batch := co.take()
+		co.mu.Unlock()
+		co.runBatches(batch) // in the caller's goroutine: j is in it
+	} else {
+		co.mu.Unlock() // a running batch takes it next
+	}
+	select {
+	case <-j.done:
+		return j.out, j.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// take removes up to maxBatchItems inputs' worth of jobs from the queue.
 // Called with mu held.
-func (co *coalescer) take() []*call {
+func (co *coalescer[In, Out]) take() []*job[In, Out] {
 	n, items := 0, 0
-	for n < len(co.queue) && (n == 0 || items+len(co.queue[n].items) <= maxBatchItems) {
-		items += len(co.queue[n].items)
+	for n < len(co.queue) && (n == 0 || items+len(co.queue[n].in) <= maxBatchItems) {
+		items += len(co.queue[n].in)
 		n++
 	}
 	batch := co.queue[:n:n]
@@ -65,11 +73,10 @@ func (co *coalescer) take() []*call {
 	return batch
 }
 
-// runBatches publishes batch and hands its slot to the calls that queued
+// runBatches runs batch and hands its slot to the jobs that queued
 // meanwhile, on a new goroutine so the caller can answer its client.
-func (p *Publisher) runBatches(batch []*call) {
-	p.publishBatch(batch)
-	co := &p.co
+func (co *coalescer[In, Out]) runBatches(batch []*job[In, Out]) {
+	co.runBatch(batch)
 	co.mu.Lock()
 	if len(co.queue) == 0 {
 		co.inFlight--
@@ -78,25 +85,25 @@ func (p *Publisher) runBatches(batch []*call) {
 	}
 	next := co.take()
 	co.mu.Unlock()
-	go p.runBatches(next)
+	go co.runBatches(next)
 }
 
-// publishBatch runs the calls still wanted as one publish and gives each
-// its positions, or the first error among its items.
-func (p *Publisher) publishBatch(batch []*call) {
-	var items []Item
+// runBatch runs the jobs still wanted as one call and gives each its
+// results, or the first error among its inputs.
+func (co *coalescer[In, Out]) runBatch(batch []*job[In, Out]) {
+	var in []In
 	live := batch[:0:0]
 	var deadline time.Time
 	unbounded := false
-	for _, c := range batch {
-		if err := c.ctx.Err(); err != nil { // gave up before it was sent: nothing published
-			c.err = err
-			close(c.done)
+	for _, j := range batch {
+		if err := j.ctx.Err(); err != nil { // gave up before it was sent: nothing done
+			j.err = err
+			close(j.done)
 			continue
 		}
-		live = append(live, c)
-		items = append(items, c.items...)
-		if d, ok := c.ctx.Deadline(); !ok {
+		live = append(live, j)
+		in = append(in, j.in...)
+		if d, ok := j.ctx.Deadline(); !ok {
 			unbounded = true
 		} else if d.After(deadline) {
 			deadline = d
@@ -113,18 +120,18 @@ func (p *Publisher) publishBatch(batch []*call) {
 		ctx, cancel = context.WithDeadline(ctx, deadline)
 		defer cancel()
 	}
-	pos, errs := p.publish(ctx, items)
+	out, errs := co.run(ctx, in)
 	at := 0
-	for _, c := range live {
-		n := len(c.items)
-		c.pos = pos[at : at+n : at+n]
-		for i, err := range errs[at : at+n] {
+	for _, j := range live {
+		n := len(j.in)
+		j.out = out[at : at+n : at+n]
+		for _, err := range errs[at : at+n] {
 			if err != nil {
-				c.pos, c.err = nil, wrapItemErr(c.items[i].Topic, err)
+				j.out, j.err = nil, err
 				break
 			}
 		}
 		at += n
-		close(c.done)
+		close(j.done)
 	}
 }

@@ -107,3 +107,4 @@ func commandCalls(info, name string) int {
 	}
 	return 0
 }
+

@@ -36,7 +36,7 @@ type Publisher struct {
 	maxLen     string
 	ttlMillis  string
 	publishCmd string
-	co         coalescer
+	co         coalescer[Item, notification.Position]
 }
 
 // PublisherConfig sizes the history.
@@ -53,13 +53,15 @@ func NewPublisher(client redis.UniversalClient, keys Keys, cfg PublisherConfig) 
 	if cfg.Sharded {
 		cmd = "SPUBLISH"
 	}
-	return &Publisher{
+	p := &Publisher{
 		client:     client,
 		keys:       keys,
 		maxLen:     strconv.FormatInt(cfg.HistoryMaxLen, 10),
 		ttlMillis:  strconv.FormatInt(cfg.HistoryTTL.Milliseconds(), 10),
 		publishCmd: cmd,
 	}
+	p.co.run = p.publish
+	return p
 }
 
 // Publish stores and publishes every item and returns each item's
@@ -68,14 +70,11 @@ func NewPublisher(client redis.UniversalClient, keys Keys, cfg PublisherConfig) 
 // callers retry with the same notification ids (subscribers can
 // deduplicate by id).
 func (p *Publisher) Publish(ctx context.Context, items []Item) ([]notification.Position, error) {
-	c := &call{ctx: ctx, items: items, done: make(chan struct{})}
-	p.submit(c)
-	select {
-	case <-c.done:
-		return c.pos, c.err
-	case <-ctx.Done():
-		return nil, fmt.Errorf("redisbus: publish: %w", ctx.Err())
+	pos, err := p.co.do(ctx, items)
+	if err != nil {
+		return nil, fmt.Errorf("redisbus: publish: %w", err)
 	}
+	return pos, nil
 }
 
 // publish runs the script for every item in one MULTI/EXEC and returns each
@@ -124,11 +123,12 @@ func (p *Publisher) publish(ctx context.Context, items []Item) ([]notification.P
 			out[i].Link = max(items[i].Link, 1)
 		}
 	}
+	for i, err := range errs {
+		if err != nil {
+			errs[i] = fmt.Errorf("%s: %w", items[i].Topic, err)
+		}
+	}
 	return out, errs
-}
-
-func wrapItemErr(topic string, err error) error {
-	return fmt.Errorf("redisbus: publish %s: %w", topic, err)
 }
 
 // run sends the script for items[idx...] in one MULTI/EXEC (per slot in a

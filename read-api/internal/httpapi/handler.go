@@ -25,7 +25,7 @@ import (
 // subscriptions and read its positions; past it the client gets 503. It
 // leaves a margin under the contract's 3 s for a refusal, as write-api's
 // Redis budget does.
-const JoinTimeout = 2 * time.Second
+const JoinTimeout = 2500 * time.Millisecond
 
 // Limits are the per-connection settings from config.
 type Limits struct {
