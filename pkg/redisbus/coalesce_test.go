@@ -107,4 +107,3 @@ func commandCalls(info, name string) int {
 	}
 	return 0
 }
-
