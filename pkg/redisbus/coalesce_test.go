@@ -3,6 +3,7 @@ package redisbus
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -106,4 +107,39 @@ func commandCalls(info, name string) int {
 		}
 	}
 	return 0
+}
+
+// Concurrent position reads share pipelines and each gets its own topics'
+// positions, in its order.
+func TestConcurrentPositions(t *testing.T) {
+	t.Parallel()
+	r := redistest.Start(t)
+	pub, hist := newBus(t, r)
+	ctx := t.Context()
+	for k := 1; k <= 4; k++ { // seller:k has k events
+		for range k {
+			if _, err := pub.Publish(ctx, []Item{{Topic: "seller:" + strconv.Itoa(k), Body: body(k)}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for w := range 64 {
+		wg.Go(func() {
+			a, b := 1+w%4, 1+(w+1)%4
+			pos, err := hist.Positions(ctx, []string{"seller:" + strconv.Itoa(a), "seller:none", "seller:" + strconv.Itoa(b)})
+			switch {
+			case err != nil:
+				errs <- err
+			case pos[0].Seq != uint64(a) || !pos[1].Zero() || pos[2].Seq != uint64(b):
+				errs <- fmt.Errorf("positions %+v for sellers %d, none, %d", pos, a, b)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
 }

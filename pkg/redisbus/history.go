@@ -13,31 +13,48 @@ import (
 
 // History reads topics' positions and recorded events for replay.
 type History struct {
-	client redis.UniversalClient
-	keys   Keys
+	client    redis.UniversalClient
+	keys      Keys
+	positions coalescer[string, notification.Position]
 }
 
 // NewHistory wraps a client.
 func NewHistory(client redis.UniversalClient, keys Keys) *History {
-	return &History{client: client, keys: keys}
+	h := &History{client: client, keys: keys}
+	h.positions.run = h.readPositions
+	return h
 }
 
 // Positions returns each topic's latest position (zero for a topic that has
-// no history) in one pipelined round trip.
+// no history) in one pipelined round trip, shared with concurrent callers
+// (coalesce.go): in a reconnect storm thousands of streams read at once,
+// and one round trip each queued them for the client's connections past
+// the stream's join timeout.
 func (h *History) Positions(ctx context.Context, topics []string) ([]notification.Position, error) {
+	pos, err := h.positions.do(ctx, topics)
+	if err != nil {
+		return nil, fmt.Errorf("redisbus: read positions: %w", err)
+	}
+	return pos, nil
+}
+
+// readPositions reads the topics' meta hashes in one pipeline.
+func (h *History) readPositions(ctx context.Context, topics []string) ([]notification.Position, []error) {
 	cmds := make([]*redis.SliceCmd, len(topics))
-	_, err := h.client.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+	_, _ = h.client.Pipelined(ctx, func(pipe redis.Pipeliner) error {
 		for i, t := range topics {
 			cmds[i] = pipe.HMGet(ctx, h.keys.Meta(t), "epoch", "seq", "link")
 		}
 		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("redisbus: read positions: %w", err)
-	}
+	}) // errors stay on each command
 	out := make([]notification.Position, len(topics))
+	errs := make([]error, len(topics))
 	for i, c := range cmds {
-		vals := c.Val()
+		vals, err := c.Result()
+		if err != nil {
+			errs[i] = err
+			continue
+		}
 		epoch, _ := vals[0].(string)
 		seq, _ := vals[1].(string)
 		link, _ := vals[2].(string)
@@ -48,10 +65,10 @@ func (h *History) Positions(ctx context.Context, topics []string) ([]notificatio
 			out[i].Link, err = notification.ParseLink(link)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("redisbus: positions of %s: %w", topics[i], err)
+			errs[i] = fmt.Errorf("%s: %w", topics[i], err)
 		}
 	}
-	return out, nil
+	return out, errs
 }
 
 // Range returns up to count events of topic with seq > after, oldest first.
