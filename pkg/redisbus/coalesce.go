@@ -45,7 +45,9 @@ func (co *coalescer[In, Out]) do(ctx context.Context, in []In) ([]Out, error) {
 		co.inFlight++
 		batch := co.take()
 		co.mu.Unlock()
-		co.runBatches(batch) // in the caller's goroutine: j is in it
+		// On its own goroutine, so the caller leaves at its deadline even
+		// when Redis hangs and the client's read outlasts it.
+		go co.runBatches(batch)
 	} else {
 		co.mu.Unlock() // a running batch takes it next
 	}
@@ -73,19 +75,20 @@ func (co *coalescer[In, Out]) take() []*job[In, Out] {
 	return batch
 }
 
-// runBatches runs batch and hands its slot to the jobs that queued
-// meanwhile, on a new goroutine so the caller can answer its client.
+// runBatches runs batch, then the jobs that queued meanwhile, until the
+// queue is empty.
 func (co *coalescer[In, Out]) runBatches(batch []*job[In, Out]) {
-	co.runBatch(batch)
-	co.mu.Lock()
-	if len(co.queue) == 0 {
-		co.inFlight--
+	for {
+		co.runBatch(batch)
+		co.mu.Lock()
+		if len(co.queue) == 0 {
+			co.inFlight--
+			co.mu.Unlock()
+			return
+		}
+		batch = co.take()
 		co.mu.Unlock()
-		return
 	}
-	next := co.take()
-	co.mu.Unlock()
-	go co.runBatches(next)
 }
 
 // runBatch runs the jobs still wanted as one call and gives each its
