@@ -56,9 +56,9 @@ type Stream struct {
 	queued   int // bytes of frames in queue
 	overflow bool
 	resync   []bool // per topic: check history, events may be missing
-	waiter   Waiter // set when Serve starts: what Push and Resync wake
+	waiter   Waiter // set by Begin: what Push and Resync wake
 
-	targets   []notification.Position // from Open until Serve starts
+	targets   []notification.Position // from Open until Begin
 	out       []byte                  // frames not yet written
 	scratch   []byte                  // cursor encoding
 	lastWrite time.Time               // of the last flush: the heartbeat counts from it
