@@ -20,6 +20,7 @@ import (
 	"notify/read-api/internal/config"
 	"notify/read-api/internal/console"
 	"notify/read-api/internal/drain"
+	"notify/read-api/internal/hangup"
 	"notify/read-api/internal/httpapi"
 	"notify/read-api/internal/hub"
 	"notify/read-api/internal/stream"
@@ -65,7 +66,12 @@ func New(cfg config.Config, log *zap.Logger) (*App, error) {
 		MaxConnectionAge:     cfg.MaxConnectionAge,
 		Stream:               stream.DefaultLimits(cfg.HeartbeatInterval),
 	}
-	httpapi.New(verifier, a.hub, redisbus.NewHistory(client, keys), limits, a.drain, metrics, log).Mount(engine)
+	hangups, err := hangup.Shared()
+	if err != nil {
+		_ = client.Close()
+		return nil, err
+	}
+	httpapi.New(verifier, a.hub, redisbus.NewHistory(client, keys), limits, a.drain, hangups, metrics, log).Mount(engine)
 	if cfg.ConsoleEnabled {
 		console.Mount(engine)
 	}

@@ -17,6 +17,7 @@ import (
 	"notify/pkg/auth"
 	"notify/pkg/notification"
 	"notify/pkg/problem"
+	"notify/read-api/internal/hangup"
 	"notify/read-api/internal/hub"
 	"notify/read-api/internal/stream"
 )
@@ -52,13 +53,14 @@ type Handler struct {
 	limits   Limits
 	subjects *subjectLimiter
 	drain    Drainer
+	hangups  hangup.Watcher
 	metrics  *Metrics
 	log      *zap.Logger
 }
 
 // New returns the handler.
-func New(verifier *auth.Verifier, h *hub.Hub, history stream.History, limits Limits, drain Drainer, metrics *Metrics, log *zap.Logger) *Handler {
-	return &Handler{verifier: verifier, hub: h, history: history, limits: limits, subjects: newSubjectLimiter(limits.MaxStreamsPerSubject), drain: drain, metrics: metrics, log: log}
+func New(verifier *auth.Verifier, h *hub.Hub, history stream.History, limits Limits, drain Drainer, hangups hangup.Watcher, metrics *Metrics, log *zap.Logger) *Handler {
+	return &Handler{verifier: verifier, hub: h, history: history, limits: limits, subjects: newSubjectLimiter(limits.MaxStreamsPerSubject), drain: drain, hangups: hangups, metrics: metrics, log: log}
 }
 
 // Mount adds the route.
@@ -96,17 +98,10 @@ func (h *Handler) stream(c *gin.Context) {
 		return
 	}
 	// A stream lives for an hour: take the connection from net/http, so
-	// its per-connection buffers and the handler's deep stack are freed,
-	// and serve it on a goroutine of its own that parks in a read of the
-	// connection.
+	// its per-connection buffers and the handler's goroutine are freed; at
+	// rest the stream is then only memory and a timer (stream.Detached).
 	hc, hijackErr := hijack(c.Writer)
-	var waiter *connWaiter
-	var onStop func()
-	if hijackErr == nil {
-		waiter = &connWaiter{conn: hc.conn}
-		onStop = waiter.Wake
-	}
-	drained, release := h.drain.Register(onStop)
+	drained, release := h.drain.Register(s.Wake)
 	h.metrics.Connections.Inc()
 	done := func(err error) {
 		h.metrics.Connections.Dec()
@@ -135,21 +130,26 @@ func (h *Handler) stream(c *gin.Context) {
 		done(s.Serve(r.Context(), c.Writer, opts))
 		return
 	}
-	opts.Waiter = waiter
-	// The replay runs here, on the request's deep stack; the stream's own
-	// goroutine starts small and only waits and writes. The waiter notices
-	// the client leaving; history reads are bounded by the Redis client's
-	// own timeouts.
+	// The replay runs here, on the request's goroutine; history reads are
+	// bounded by the Redis client's own timeouts.
 	if err := s.Begin(context.Background(), hc, opts); err != nil {
 		_ = hc.conn.Close()
 		done(err)
 		return
 	}
-	go func() {
-		err := s.Run(context.Background(), hc, opts)
+	var unwatch func()
+	d := s.Detach(context.Background(), hc, opts, func(err error) {
+		if unwatch != nil {
+			unwatch()
+		}
 		_ = hc.conn.Close()
 		done(err)
-	}()
+	})
+	unwatch, err = h.hangups.Watch(hc.conn, d.Hangup)
+	if err != nil {
+		h.log.Warn("stream without hang-up watch", zap.Error(err)) // it still ends on its first failed write
+	}
+	d.Start()
 }
 
 // authorize verifies the token and picks the stream's topics: those asked

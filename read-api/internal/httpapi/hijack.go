@@ -2,15 +2,10 @@ package httpapi
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
-	"os"
-	"sync/atomic"
 	"time"
-
-	"notify/read-api/internal/stream"
 )
 
 // hijacked is a stream's connection after net/http let go of it: an
@@ -45,58 +40,6 @@ func hijack(w http.ResponseWriter) (*hijacked, error) {
 		return nil, fmt.Errorf("httpapi: hijack: unexpected bytes after the request")
 	}
 	return &hijacked{conn: conn, header: header}, nil
-}
-
-// connWaiter parks a stream in a read of its connection, with the read
-// deadline as the stream's timer: SSE clients send nothing after their
-// request, so the read returns only when the client leaves, the deadline
-// passes, or Wake moves the deadline to the past. No timer, channel or
-// watcher goroutine per stream: the connection is all it holds.
-type connWaiter struct {
-	conn  net.Conn
-	woken atomic.Bool
-	armed time.Time // the read deadline set; zero when it may have been moved
-	buf   [1]byte
-}
-
-var _ stream.Waiter = (*connWaiter)(nil)
-
-// aLongTimeAgo is a deadline that has passed: it ends a blocked read.
-var aLongTimeAgo = time.Unix(1, 0)
-
-func (w *connWaiter) Wake() {
-	if !w.woken.Swap(true) {
-		_ = w.conn.SetReadDeadline(aLongTimeAgo)
-	}
-}
-
-func (w *connWaiter) Wait(deadline time.Time) bool {
-	if w.woken.Swap(false) {
-		w.armed = time.Time{}
-		return false
-	}
-	if !deadline.Equal(w.armed) {
-		if err := w.conn.SetReadDeadline(deadline); err != nil {
-			return true // closed
-		}
-		w.armed = deadline
-	}
-	// A Wake between the check above and the new deadline had its past
-	// deadline overwritten: look again before blocking.
-	if w.woken.Swap(false) {
-		w.armed = time.Time{}
-		return false
-	}
-	_, err := w.conn.Read(w.buf[:])
-	if errors.Is(err, os.ErrDeadlineExceeded) {
-		// The deadline passed or Wake moved it. Clearing the mark before
-		// the stream takes its queue loses no wake: whatever a Wake
-		// announced was queued before it.
-		w.woken.Store(false)
-		w.armed = time.Time{}
-		return false
-	}
-	return true // the client left, or sent bytes, which no SSE client does
 }
 
 func (h *hijacked) Header() http.Header {

@@ -19,11 +19,7 @@ type Options struct {
 	LastEventID string
 	Expiry      time.Time       // the token's exp: stream.expired, then end
 	MaxAge      time.Duration   // close after this long (already jittered)
-	Drain       <-chan struct{} // closed when the pod wants the stream gone
-	// Waiter parks the stream between events. Nil: one built on ctx, Drain
-	// and a timer. A hijacked connection brings its own, which also
-	// notices the client leaving, so that a stream is one goroutine.
-	Waiter Waiter
+	Drain       <-chan struct{} // closed when the pod wants the stream gone; Wake the stream then
 }
 
 // Open reads the topics' current positions: what a resumed stream replays
@@ -52,26 +48,15 @@ func (s *Stream) Serve(ctx context.Context, w http.ResponseWriter, opts Options)
 	return s.Run(ctx, w, opts)
 }
 
-// Begin writes the response head and the replay: the first half of Serve,
-// which a caller runs on the request's goroutine, whose stack is already
-// deep enough for the history reads, before handing Run a goroutine of its
-// own that then stays small.
+// Begin writes the response head and the replay: the first half of Serve.
+// Events pushed meanwhile wait in the queue for the first round of Run or
+// Detached.
 func (s *Stream) Begin(ctx context.Context, w http.ResponseWriter, opts Options) error {
 	if s.targets == nil {
 		if err := s.Open(ctx); err != nil {
 			return err
 		}
 	}
-	waiter := opts.Waiter
-	if waiter == nil {
-		waiter = newChanWaiter(ctx, opts.Drain)
-	}
-	// From here on Push wakes the loop; events queued before are taken by
-	// its first round.
-	s.mu.Lock()
-	s.waiter = waiter
-	s.mu.Unlock()
-
 	targets := s.targets
 	s.targets = nil
 	h := w.Header()
@@ -84,66 +69,89 @@ func (s *Stream) Begin(ctx context.Context, w http.ResponseWriter, opts Options)
 	return s.flush(w, http.NewResponseController(w))
 }
 
-// Run streams live events after Begin, until the stream ends.
+// Run streams live events after Begin, until the stream ends, with its
+// rounds on the caller's goroutine.
 func (s *Stream) Run(ctx context.Context, w http.ResponseWriter, opts Options) error {
-	rc := http.NewResponseController(w)
-	waiter := s.waiter
-	if cw, ok := waiter.(*chanWaiter); ok {
-		defer cw.stop()
-	}
-	// One deadline serves the heartbeat, the token's expiry, the maximum
-	// age and the resync retry: the waiter is armed for whichever comes
-	// first. A busy stream does not move it per write: the heartbeat
-	// counts from the last write when the deadline passes.
-	maxAgeAt := time.Now().Add(opts.MaxAge)
-	var retryAt time.Time // zero: no resync retry pending
-	var events []*hub.Event
-	var resync []int
+	r := newRunner(s, ctx, w, opts)
+	cw := newChanWaiter(ctx, opts.Drain)
+	defer cw.stop()
+	s.setWaker(cw)
 	for {
-		var slow bool
-		events, resync, slow = s.take(events, resync)
-		if slow {
-			s.log.Info("closing slow stream", zap.Int("topics", len(s.topics)))
-			return ErrSlow
-		}
-		for _, ev := range events {
-			s.handle(ctx, ev)
-		}
-		clear(events)
-		if len(resync) > 0 {
-			retryAt = time.Time{}
-			if !s.catchUpTopics(ctx, resync) { // marked again: retried on a later round
-				retryAt = time.Now().Add(resyncRetry)
-			}
-		}
-		if err := s.flush(w, rc); err != nil {
+		if end, err := r.step(); end {
 			return err
 		}
-
-		wakeAt := earliest(s.lastWrite.Add(s.limits.Heartbeat), opts.Expiry, maxAgeAt)
-		if !retryAt.IsZero() {
-			wakeAt = earliest(wakeAt, retryAt)
-		}
-		if waiter.Wait(wakeAt) {
+		if cw.Wait(r.wakeAt) {
 			return nil
 		}
-		select {
-		case <-opts.Drain:
-			return s.closeForRebalance(w, rc)
-		default:
-		}
-		now := time.Now()
-		if !now.Before(maxAgeAt) {
-			return s.closeForRebalance(w, rc)
-		}
-		if !now.Before(opts.Expiry) {
-			s.appendControl("stream.expired", []byte(`{"reason":"token expired"}`))
-			return s.flush(w, rc)
-		}
-		if !now.Before(s.lastWrite.Add(s.limits.Heartbeat)) {
-			s.out = sse.AppendComment(s.out, "")
+	}
+}
+
+// runner is the state a stream's rounds share.
+type runner struct {
+	s        *Stream
+	ctx      context.Context
+	w        http.ResponseWriter
+	rc       *http.ResponseController
+	opts     Options
+	maxAgeAt time.Time
+	retryAt  time.Time // zero: no resync retry pending
+	wakeAt   time.Time // when the next round is due unless woken before
+	events   []*hub.Event
+	resync   []int
+}
+
+func newRunner(s *Stream, ctx context.Context, w http.ResponseWriter, opts Options) *runner {
+	return &runner{s: s, ctx: ctx, w: w, rc: http.NewResponseController(w), opts: opts, maxAgeAt: time.Now().Add(opts.MaxAge)}
+}
+
+// step does one round: the deadlines first, then whatever was queued.
+// One deadline serves the heartbeat, the token's expiry, the maximum age
+// and the resync retry: the waiter is armed for whichever comes first. A
+// busy stream does not move it per write: the heartbeat counts from the
+// last write when the deadline passes.
+func (r *runner) step() (end bool, err error) {
+	s, opts := r.s, &r.opts
+	select {
+	case <-opts.Drain:
+		return true, s.closeForRebalance(r.w, r.rc)
+	default:
+	}
+	now := time.Now()
+	if !now.Before(r.maxAgeAt) {
+		return true, s.closeForRebalance(r.w, r.rc)
+	}
+	if !now.Before(opts.Expiry) {
+		s.appendControl("stream.expired", []byte(`{"reason":"token expired"}`))
+		return true, s.flush(r.w, r.rc)
+	}
+	if !now.Before(s.lastWrite.Add(s.limits.Heartbeat)) {
+		s.out = sse.AppendComment(s.out, "")
+	}
+
+	var slow bool
+	r.events, r.resync, slow = s.take(r.events, r.resync)
+	if slow {
+		s.log.Info("closing slow stream", zap.Int("topics", len(s.topics)))
+		return true, ErrSlow
+	}
+	for _, ev := range r.events {
+		s.handle(r.ctx, ev)
+	}
+	clear(r.events)
+	if len(r.resync) > 0 {
+		r.retryAt = time.Time{}
+		if !s.catchUpTopics(r.ctx, r.resync) { // marked again: retried on a later round
+			r.retryAt = time.Now().Add(resyncRetry)
 		}
 	}
+	if err := s.flush(r.w, r.rc); err != nil {
+		return true, err
+	}
+	r.wakeAt = earliest(s.lastWrite.Add(s.limits.Heartbeat), opts.Expiry, r.maxAgeAt)
+	if !r.retryAt.IsZero() {
+		r.wakeAt = earliest(r.wakeAt, r.retryAt)
+	}
+	return false, nil
 }
 
 // flush writes pending frames in one write with a deadline, so a client

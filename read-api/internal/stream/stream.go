@@ -42,7 +42,7 @@ func DefaultLimits(heartbeat time.Duration) Limits {
 var ErrSlow = errors.New("stream: client too slow, backlog limit passed")
 
 // Stream is one client connection. Push and Resync are called by the hub;
-// everything else runs on the connection's own goroutine.
+// everything else runs in the stream's rounds, one at a time.
 type Stream struct {
 	topics  []string
 	keys    []cursor.TopicKey
@@ -56,7 +56,7 @@ type Stream struct {
 	queued   int // bytes of frames in queue
 	overflow bool
 	resync   []bool // per topic: check history, events may be missing
-	waiter   Waiter // set by Begin: what Push and Resync wake
+	waker    waker  // set by Run or Detached.Start: what Push and Resync wake
 
 	targets   []notification.Position // from Open until Begin
 	out       []byte                  // frames not yet written
@@ -95,11 +95,27 @@ func (s *Stream) Push(ev *hub.Event) {
 		s.queue = append(s.queue, ev)
 		s.queued += len(ev.Frame)
 	}
-	w := s.waiter
+	w := s.waker
 	s.mu.Unlock()
 	if w != nil {
 		w.Wake()
 	}
+}
+
+// Wake makes the stream look at its deadlines and the drain now.
+func (s *Stream) Wake() {
+	s.mu.Lock()
+	w := s.waker
+	s.mu.Unlock()
+	if w != nil {
+		w.Wake()
+	}
+}
+
+func (s *Stream) setWaker(w waker) {
+	s.mu.Lock()
+	s.waker = w
+	s.mu.Unlock()
 }
 
 // Resync asks the stream to check topic against history.
@@ -110,7 +126,7 @@ func (s *Stream) Resync(topic string) {
 			s.resync[i] = true
 		}
 	}
-	w := s.waiter
+	w := s.waker
 	s.mu.Unlock()
 	if w != nil {
 		w.Wake()

@@ -5,17 +5,15 @@ import (
 	"time"
 )
 
-// Waiter parks a stream's goroutine between bursts of work. Wait returns
-// once Wake was called, the deadline passed or the pod drains, reporting
-// gone when the client has left. Wake is called from any goroutine, never
-// blocks, and is remembered until the next Wait returns.
-type Waiter interface {
-	Wait(deadline time.Time) (gone bool)
-	Wake()
-}
+// waker is told that a stream has work: events queued, a topic to resync,
+// the drain. Wake is called from any goroutine and never blocks.
+type waker interface{ Wake() }
 
-// chanWaiter waits on channels and a timer: for connections served through
-// net/http, whose request context says when the client left.
+// chanWaiter parks Run between rounds on channels and a timer: for
+// connections served through net/http, whose request context says when the
+// client left. Wait returns once Wake was called (remembered until then),
+// the deadline passed or the pod drains, reporting gone when the client
+// has left.
 type chanWaiter struct {
 	ctx   context.Context
 	drain <-chan struct{}

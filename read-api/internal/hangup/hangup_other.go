@@ -1,0 +1,5 @@
+//go:build !linux
+
+package hangup
+
+func newPlatform() (Watcher, error) { return Reads{}, nil }

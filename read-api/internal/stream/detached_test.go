@@ -1,0 +1,216 @@
+package stream
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"runtime"
+	"slices"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"notify/pkg/sseclient"
+)
+
+// detached starts a stream with Begin, Detach and Start, as the handler
+// does for a hijacked connection; ended receives onEnd's error.
+func detached(t *testing.T, h *history, topics []string, l Limits, opts Options) (*Stream, *Detached, *recorder, <-chan error) {
+	t.Helper()
+	s := New(topics, h, l, zap.NewNop())
+	rec := newRecorder()
+	if opts.Expiry.IsZero() {
+		opts.Expiry = time.Now().Add(time.Hour)
+	}
+	if opts.MaxAge == 0 {
+		opts.MaxAge = time.Hour
+	}
+	if err := s.Begin(t.Context(), rec, opts); err != nil {
+		t.Fatal(err)
+	}
+	ended := make(chan error, 2)
+	d := s.Detach(t.Context(), rec, opts, func(err error) { ended <- err })
+	d.Start()
+	return s, d, rec, ended
+}
+
+// until polls cond for up to 5 s.
+func until(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+func received(t *testing.T, rec *recorder) []string {
+	t.Helper()
+	evs, err := sseclient.ParseBytes(rec.bytes(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return datas(evs)
+}
+
+func endsWith(t *testing.T, ended <-chan error, what string) error {
+	t.Helper()
+	select {
+	case err := <-ended:
+		select {
+		case again := <-ended:
+			t.Fatalf("%s: onEnd called twice (%v, then %v)", what, err, again)
+		case <-time.After(50 * time.Millisecond):
+		}
+		return err
+	case <-time.After(5 * time.Second):
+		t.Fatalf("%s: the stream did not end", what)
+		return nil
+	}
+}
+
+// Events pushed before and after Start arrive in order, each wake running
+// rounds on a goroutine that leaves afterwards; Hangup ends the stream
+// with nil and later pushes write nothing.
+func TestDetachedDeliversAndEndsOnHangup(t *testing.T) {
+	t.Parallel()
+	h := newHistory()
+	s := New([]string{"a:1"}, h, limits(), zap.NewNop())
+	rec := newRecorder()
+	opts := Options{Expiry: time.Now().Add(time.Hour), MaxAge: time.Hour}
+	if err := s.Begin(t.Context(), rec, opts); err != nil {
+		t.Fatal(err)
+	}
+	s.Push(h.add("a:1", 7, 1)) // between Begin and Start: taken by the first round
+	ended := make(chan error, 2)
+	d := s.Detach(t.Context(), rec, opts, func(err error) { ended <- err })
+	d.Start()
+	for seq := uint64(2); seq <= 50; seq++ {
+		s.Push(h.add("a:1", 7, seq))
+	}
+	want := make([]string, 0, 50)
+	for seq := 1; seq <= 50; seq++ {
+		want = append(want, fmt.Sprintf("a:1/7/%d", seq))
+	}
+	until(t, "50 events", func() bool { return len(received(t, rec)) == 50 })
+	if got := received(t, rec); !slices.Equal(got, want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+	d.Hangup()
+	if err := endsWith(t, ended, "hangup"); err != nil {
+		t.Fatalf("onEnd(%v), want nil after a hang-up", err)
+	}
+	n := len(rec.bytes())
+	s.Push(h.add("a:1", 7, 51))
+	d.Wake()
+	time.Sleep(50 * time.Millisecond)
+	if len(rec.bytes()) != n {
+		t.Fatal("an ended stream wrote again")
+	}
+}
+
+// A resting detached stream holds no goroutine: 200 of them leave the
+// goroutine count where it was.
+func TestDetachedRestingHoldsNoGoroutine(t *testing.T) {
+	h := newHistory()
+	base := runtime.NumGoroutine()
+	ds := make([]*Detached, 200)
+	ends := make([]<-chan error, 200)
+	for i := range ds {
+		_, ds[i], _, ends[i] = detached(t, h, []string{"a:1"}, limits(), Options{})
+	}
+	until(t, "the first rounds to finish", func() bool { return runtime.NumGoroutine() <= base+5 })
+	for _, d := range ds {
+		d.Hangup()
+	}
+	for i := range ds {
+		select {
+		case err := <-ends[i]:
+			if err != nil {
+				t.Fatalf("onEnd(%v) after a hang-up", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("a stream did not end after its hang-up")
+		}
+	}
+}
+
+// The timer runs the heartbeat, the token's expiry and the maximum age;
+// the drain ends the stream as soon as it wakes it.
+func TestDetachedDeadlinesAndDrain(t *testing.T) {
+	t.Parallel()
+	t.Run("heartbeat", func(t *testing.T) {
+		t.Parallel()
+		l := limits()
+		l.Heartbeat = 50 * time.Millisecond
+		_, d, rec, ended := detached(t, newHistory(), []string{"a:1"}, l, Options{})
+		until(t, "three heartbeats", func() bool { return bytes.Count(rec.bytes(), []byte(":\n")) >= 3 })
+		d.Hangup()
+		endsWith(t, ended, "hangup")
+	})
+	t.Run("expiry", func(t *testing.T) {
+		t.Parallel()
+		_, _, rec, ended := detached(t, newHistory(), []string{"a:1"}, limits(), Options{Expiry: time.Now().Add(100 * time.Millisecond)})
+		if err := endsWith(t, ended, "expiry"); err != nil {
+			t.Fatal(err)
+		}
+		if got := received(t, rec); !slices.Equal(got, []string{"stream.expired"}) {
+			t.Fatalf("got %v, want stream.expired", got)
+		}
+	})
+	t.Run("max age", func(t *testing.T) {
+		t.Parallel()
+		start := time.Now()
+		_, _, rec, ended := detached(t, newHistory(), []string{"a:1"}, limits(), Options{MaxAge: 100 * time.Millisecond})
+		if err := endsWith(t, ended, "max age"); err != nil {
+			t.Fatal(err)
+		}
+		if took := time.Since(start); took < 90*time.Millisecond {
+			t.Fatalf("ended after %s, before its maximum age", took)
+		}
+		if retries := bytes.Count(rec.bytes(), []byte("retry: ")); retries != 2 { // the first, then the rebalance
+			t.Fatalf("%d retry fields, want 2:\n%s", retries, rec.bytes())
+		}
+	})
+	t.Run("drain", func(t *testing.T) {
+		t.Parallel()
+		drain := make(chan struct{})
+		s, _, rec, ended := detached(t, newHistory(), []string{"a:1"}, limits(), Options{Drain: drain})
+		select {
+		case err := <-ended:
+			t.Fatalf("ended (%v) before the drain", err)
+		case <-time.After(100 * time.Millisecond):
+		}
+		close(drain)
+		s.Wake()
+		if err := endsWith(t, ended, "drain"); err != nil {
+			t.Fatal(err)
+		}
+		if retries := bytes.Count(rec.bytes(), []byte("retry: ")); retries != 2 {
+			t.Fatalf("%d retry fields, want 2:\n%s", retries, rec.bytes())
+		}
+	})
+}
+
+// A slow client's backlog ends the stream with ErrSlow.
+func TestDetachedSlow(t *testing.T) {
+	t.Parallel()
+	h := newHistory()
+	l := limits()
+	l.MaxQueueEvents = 3
+	s := New([]string{"a:1"}, h, l, zap.NewNop())
+	rec := newRecorder()
+	opts := Options{Expiry: time.Now().Add(time.Hour), MaxAge: time.Hour}
+	if err := s.Begin(t.Context(), rec, opts); err != nil {
+		t.Fatal(err)
+	}
+	for seq := uint64(1); seq <= 4; seq++ {
+		s.Push(h.add("a:1", 7, seq))
+	}
+	ended := make(chan error, 2)
+	s.Detach(t.Context(), rec, opts, func(err error) { ended <- err }).Start()
+	if err := endsWith(t, ended, "slow"); !errors.Is(err, ErrSlow) {
+		t.Fatalf("onEnd(%v), want ErrSlow", err)
+	}
+}
