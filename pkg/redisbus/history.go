@@ -16,12 +16,21 @@ type History struct {
 	client    redis.UniversalClient
 	keys      Keys
 	positions coalescer[string, notification.Position]
+	ranges    coalescer[rangeQuery, []notification.Message]
+}
+
+// rangeQuery is one Range call.
+type rangeQuery struct {
+	topic        string
+	epoch, after uint64
+	count        int64
 }
 
 // NewHistory wraps a client.
 func NewHistory(client redis.UniversalClient, keys Keys) *History {
 	h := &History{client: client, keys: keys}
 	h.positions.run = h.readPositions
+	h.ranges.run = h.readRanges
 	return h
 }
 
@@ -72,17 +81,57 @@ func (h *History) readPositions(ctx context.Context, topics []string) ([]notific
 }
 
 // Range returns up to count events of topic with seq > after, oldest first.
-// It does not check the epoch: callers compare Positions first.
+// It does not check the epoch: callers compare Positions first. Concurrent
+// calls share pipelines like Positions; the messages may be shared with
+// other callers: read them, do not change them.
 func (h *History) Range(ctx context.Context, topic string, epoch, after uint64, count int64) ([]notification.Message, error) {
-	entries, err := h.client.XRangeN(ctx, h.keys.History(topic), "(0-"+strconv.FormatUint(after, 10), "+", count).Result()
-	if err != nil && !errors.Is(err, redis.Nil) {
+	out, err := h.ranges.do(ctx, []rangeQuery{{topic: topic, epoch: epoch, after: after, count: count}})
+	if err != nil {
 		return nil, fmt.Errorf("redisbus: read history of %s: %w", topic, err)
 	}
+	return out[0], nil
+}
+
+// readRanges reads histories in one pipeline. Identical queries share one
+// XRANGE and its decoded messages: after a pod goes away, the streams of a
+// topic come back with the same cursor and ask for the same events.
+func (h *History) readRanges(ctx context.Context, qs []rangeQuery) ([][]notification.Message, []error) {
+	first := make(map[rangeQuery]int, len(qs))
+	cmds := make([]*redis.XMessageSliceCmd, len(qs))
+	_, _ = h.client.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+		for i, q := range qs {
+			if _, dup := first[q]; dup {
+				continue
+			}
+			first[q] = i
+			cmds[i] = pipe.XRangeN(ctx, h.keys.History(q.topic), "(0-"+strconv.FormatUint(q.after, 10), "+", q.count)
+		}
+		return nil
+	}) // errors stay on each command
+	out := make([][]notification.Message, len(qs))
+	errs := make([]error, len(qs))
+	for i, q := range qs {
+		if j := first[q]; j != i { // a duplicate of an earlier query
+			out[i], errs[i] = out[j], errs[j]
+			continue
+		}
+		entries, err := cmds[i].Result()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			errs[i] = err
+			continue
+		}
+		out[i], errs[i] = decodeRange(q, entries)
+	}
+	return out, errs
+}
+
+// decodeRange turns history entries into messages.
+func decodeRange(q rangeQuery, entries []redis.XMessage) ([]notification.Message, error) {
 	out := make([]notification.Message, 0, len(entries))
 	for _, e := range entries {
 		seq, err := seqOf(e.ID)
 		if err != nil {
-			return nil, fmt.Errorf("redisbus: history of %s: %w", topic, err)
+			return nil, err
 		}
 		body, _ := e.Values["b"].(string)
 		l, _ := e.Values["l"].(string)
@@ -96,9 +145,9 @@ func (h *History) Range(ctx context.Context, topic string, epoch, after uint64, 
 			prev, err = notification.ParseLink(p)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("redisbus: history of %s at %d: %w", topic, seq, err)
+			return nil, fmt.Errorf("entry %d: %w", seq, err)
 		}
-		out = append(out, notification.Message{Topic: topic, Pos: notification.Position{Epoch: epoch, Seq: seq, Link: link}, Prev: prev, Type: typ, Envelope: env})
+		out = append(out, notification.Message{Topic: q.topic, Pos: notification.Position{Epoch: q.epoch, Seq: seq, Link: link}, Prev: prev, Type: typ, Envelope: env})
 	}
 	return out, nil
 }

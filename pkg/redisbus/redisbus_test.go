@@ -3,6 +3,7 @@ package redisbus
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -250,4 +251,70 @@ func TestPublishOrderSurvivesScriptFlush(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("history order differs from publish order (%d events)", len(got))
 	}
+}
+
+// Concurrent Range calls share pipelines and identical ones share an
+// XRANGE: 300 streams of three topics resuming from the same cursors get
+// their own topic's events, in far fewer commands than calls.
+func TestConcurrentRangesShareCommands(t *testing.T) {
+	t.Parallel()
+	r := redistest.Start(t)
+	keys := Keys{Prefix: "share:"}
+	c := r.Client()
+	pub := NewPublisher(c, keys, PublisherConfig{HistoryMaxLen: 100, HistoryTTL: time.Hour})
+	hist := NewHistory(c, keys)
+	ctx := t.Context()
+	topics := []string{"seller:1", "seller:2", "seller:3"}
+	var epoch [3]uint64
+	for i, topic := range topics {
+		for n := 1; n <= 10; n++ {
+			pos, err := pub.Publish(ctx, []Item{{Topic: topic, Body: body(100*i + n)}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			epoch[i] = pos[0].Epoch
+		}
+	}
+	if err := c.ConfigResetStat(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	const calls = 300
+	start := make(chan struct{})
+	errs := make(chan error, calls)
+	var wg sync.WaitGroup
+	for k := range calls {
+		i := k % 3
+		wg.Go(func() {
+			<-start
+			msgs, err := hist.Range(ctx, topics[i], epoch[i], 4, 100)
+			switch {
+			case err != nil:
+				errs <- err
+			case len(msgs) != 6 || msgs[0].Pos.Seq != 5 || msgs[5].Pos.Seq != 10 || msgs[0].Topic != topics[i]:
+				errs <- fmt.Errorf("call %d on %s: %d messages %+v", k, topics[i], len(msgs), msgs)
+			case string(msgs[0].Envelope) != fmt.Sprintf(`{"id":"id-%d","data":%d}`, 100*i+5, 100*i+5):
+				errs <- fmt.Errorf("call %d on %s: first envelope %s", k, topics[i], msgs[0].Envelope)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	stats, err := c.Info(ctx, "commandstats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var xranges int
+	for line := range strings.Lines(stats) {
+		if strings.HasPrefix(line, "cmdstat_xrange:") {
+			_, _ = fmt.Sscanf(line, "cmdstat_xrange:calls=%d", &xranges)
+		}
+	}
+	if xranges == 0 || xranges > calls/3 {
+		t.Fatalf("%d XRANGE commands for %d concurrent calls, want between 1 and %d", xranges, calls, calls/3)
+	}
+	t.Logf("%d XRANGE commands for %d calls", xranges, calls)
 }
