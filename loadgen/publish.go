@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"sync"
@@ -50,8 +48,6 @@ type job struct {
 func Publish(ctx context.Context, t Target, cfg PubConfig) PubResult {
 	cfg.Conc = max(cfg.Conc, 1)
 	cfg.Batch = max(cfg.Batch, 1)
-	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: cfg.Conc * 2, MaxIdleConns: cfg.Conc * 2}}
-	defer client.CloseIdleConnections()
 	var accepted, errs, missed atomic.Int64
 	lastN := make([]atomic.Int64, len(cfg.Topics))
 	seq := make([]int64, len(cfg.Topics))
@@ -64,6 +60,12 @@ func Publish(ctx context.Context, t Target, cfg PubConfig) PubResult {
 	for w := range cfg.Conc {
 		chans[w] = make(chan job, 4096)
 		wg.Go(func() {
+			pc, err := newPubConn(t)
+			if err != nil {
+				errs.Add(1)
+				return
+			}
+			defer pc.close()
 			var batch []job
 			next := w % len(cfg.Topics) // unpaced: this worker's own topics
 			for {
@@ -109,7 +111,7 @@ func Publish(ctx context.Context, t Target, cfg PubConfig) PubResult {
 				}
 				// In-flight requests finish after the deadline: one cut off
 				// might still have been published, which would break n.
-				if err := post(context.Background(), client, t, cfg, batch); err != nil {
+				if err := post(pc, t, cfg, batch); err != nil {
 					errs.Add(1)
 					continue
 				}
@@ -169,7 +171,7 @@ func appendNotification(b []byte, topic string, j job, seq bool) []byte {
 	return append(b, "}}"...)
 }
 
-func post(ctx context.Context, client *http.Client, t Target, cfg PubConfig, batch []job) error {
+func post(pc *pubConn, t Target, cfg PubConfig, batch []job) error {
 	var body []byte
 	path := "/v1/notifications"
 	if t.Baseline {
@@ -188,22 +190,12 @@ func post(ctx context.Context, client *http.Client, t Target, cfg PubConfig, bat
 	} else {
 		body = appendNotification(body, cfg.Topics[batch[0].topic], batch[0], cfg.Seq)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.URL+path, bytes.NewReader(body))
+	status, err := pc.post(path, body)
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Content-Type", "application/json")
-	if t.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+t.Token)
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return err
-	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusAccepted {
-		return fmt.Errorf("status %d", resp.StatusCode)
+	if status != http.StatusAccepted {
+		return fmt.Errorf("status %d", status)
 	}
 	return nil
 }
