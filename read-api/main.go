@@ -6,6 +6,7 @@ import (
 	"go.uber.org/zap"
 
 	shared "notify/pkg/config"
+	_ "notify/pkg/profiling" // net/http/pprof in -tags pprof builds only
 	"notify/pkg/service"
 	"notify/read-api/internal/app"
 	"notify/read-api/internal/config"

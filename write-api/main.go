@@ -6,6 +6,7 @@ import (
 	"go.uber.org/zap"
 
 	shared "notify/pkg/config"
+	_ "notify/pkg/profiling" // net/http/pprof in -tags pprof builds only
 	"notify/pkg/service"
 	"notify/write-api/internal/app"
 	"notify/write-api/internal/config"

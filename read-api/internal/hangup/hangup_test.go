@@ -27,13 +27,21 @@ func tcpPair(t *testing.T) (server, client net.Conn) {
 	return server, client
 }
 
-func watchers(t *testing.T) map[string]Watcher {
+// eachWatcher runs test in parallel for every watcher, with a fresh
+// connection pair.
+func eachWatcher(t *testing.T, test func(t *testing.T, w Watcher, server, client net.Conn)) {
 	t.Helper()
 	shared, err := Shared()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return map[string]Watcher{"shared": shared, "reads": Reads{}}
+	for name, w := range map[string]Watcher{"shared": shared, "reads": Reads{}} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			server, client := tcpPair(t)
+			test(t, w, server, client)
+		})
+	}
 }
 
 // watch registers a connection and returns a channel that receives once
@@ -68,68 +76,52 @@ func expect(t *testing.T, fired <-chan struct{}, want bool, what string) {
 
 func TestClientClosing(t *testing.T) {
 	t.Parallel()
-	for name, w := range watchers(t) {
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			server, client := tcpPair(t)
-			fired, cancel := watch(t, w, server)
-			defer cancel()
-			expect(t, fired, false, "an open, quiet client")
-			_ = client.Close()
-			expect(t, fired, true, "the client closed")
-			expect(t, fired, false, "a second call") // once only
-		})
-	}
+	eachWatcher(t, func(t *testing.T, w Watcher, server, client net.Conn) {
+		fired, cancel := watch(t, w, server)
+		defer cancel()
+		expect(t, fired, false, "an open, quiet client")
+		_ = client.Close()
+		expect(t, fired, true, "the client closed")
+		expect(t, fired, false, "a second call") // once only
+	})
 }
 
 // A client that sends bytes after its request is not an SSE client.
 func TestClientSending(t *testing.T) {
 	t.Parallel()
-	for name, w := range watchers(t) {
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			server, client := tcpPair(t)
-			fired, cancel := watch(t, w, server)
-			defer cancel()
-			if _, err := client.Write([]byte("x")); err != nil {
-				t.Fatal(err)
-			}
-			expect(t, fired, true, "the client sent a byte")
-		})
-	}
+	eachWatcher(t, func(t *testing.T, w Watcher, server, client net.Conn) {
+		fired, cancel := watch(t, w, server)
+		defer cancel()
+		if _, err := client.Write([]byte("x")); err != nil {
+			t.Fatal(err)
+		}
+		expect(t, fired, true, "the client sent a byte")
+	})
 }
 
 // A client gone before the watch began is reported at once.
 func TestClientGoneBeforeWatch(t *testing.T) {
 	t.Parallel()
-	for name, w := range watchers(t) {
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			server, client := tcpPair(t)
-			_ = client.Close()
-			time.Sleep(50 * time.Millisecond)
-			fired, cancel := watch(t, w, server)
-			defer cancel()
-			expect(t, fired, true, "a client closed before Watch")
-		})
-	}
+	eachWatcher(t, func(t *testing.T, w Watcher, server, client net.Conn) {
+		_ = client.Close()
+		time.Sleep(50 * time.Millisecond)
+		fired, cancel := watch(t, w, server)
+		defer cancel()
+		expect(t, fired, true, "a client closed before Watch")
+	})
 }
 
 // After cancel, neither the client leaving nor the server closing the
 // connection calls onHangup.
 func TestCancel(t *testing.T) {
 	t.Parallel()
-	for name, w := range watchers(t) {
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			server, client := tcpPair(t)
-			fired, cancel := watch(t, w, server)
-			cancel()
-			_ = client.Close()
-			_ = server.Close()
-			expect(t, fired, false, "after cancel")
-		})
-	}
+	eachWatcher(t, func(t *testing.T, w Watcher, server, client net.Conn) {
+		fired, cancel := watch(t, w, server)
+		cancel()
+		_ = client.Close()
+		_ = server.Close()
+		expect(t, fired, false, "after cancel")
+	})
 }
 
 // Many connections share the epoll watcher: each hang-up reaches its own

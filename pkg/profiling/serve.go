@@ -1,8 +1,6 @@
 //go:build pprof
 
-// Profiling for benchmark work only: `go build -tags pprof ./write-api` and
-// set PPROF_ADDR (e.g. 127.0.0.1:6060) to serve net/http/pprof there.
-package main
+package profiling
 
 import (
 	"net/http"
