@@ -3,6 +3,9 @@
 package main
 
 import (
+	"os"
+	"runtime/debug"
+
 	"go.uber.org/zap"
 
 	shared "notify/pkg/config"
@@ -13,7 +16,24 @@ import (
 )
 
 func main() {
+	tuneGC()
 	service.Main("write-api", ":8080", config.Load,
 		func(c config.Config) shared.Log { return c.Log },
 		func(c config.Config, log *zap.Logger) (service.App, error) { return app.New(c, log) })
+}
+
+// tuneGC collects garbage less often unless GOGC or GOMEMLIMIT say
+// otherwise. write-api's live heap is a few MB while every request
+// allocates, so at GOGC=100 it collected dozens of times a second: at
+// GOGC=1000 a single publish cost 58-65 µs of CPU instead of 72-90 µs in
+// interleaved `make bench BENCH_FLAGS='-only write'` runs, with peak RSS
+// 60 MB instead of 24 MB. The soft limit keeps a burst from growing the
+// heap past what a small pod allows.
+func tuneGC() {
+	if _, set := os.LookupEnv("GOGC"); !set {
+		debug.SetGCPercent(1000)
+	}
+	if _, set := os.LookupEnv("GOMEMLIMIT"); !set {
+		debug.SetMemoryLimit(192 << 20)
+	}
 }

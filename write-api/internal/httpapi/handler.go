@@ -118,8 +118,12 @@ func (h *Handler) prepare(c *gin.Context, dst any) (ingest.Call, *auth.Claims, b
 		h.fail(c, err)
 		return ingest.Call{}, nil, false
 	}
-	sum := sha256.Sum256(append([]byte(c.Request.URL.Path+"\n"), body...))
-	return ingest.Call{Publisher: claims.Subject, IdempotencyKey: key, BodyHash: hex.EncodeToString(sum[:])}, claims, true
+	call := ingest.Call{Publisher: claims.Subject, IdempotencyKey: key}
+	if key != "" { // the hash tells a retry from a different request under the same key
+		sum := sha256.Sum256(append([]byte(c.Request.URL.Path+"\n"), body...))
+		call.BodyHash = hex.EncodeToString(sum[:])
+	}
+	return call, claims, true
 }
 
 func (h *Handler) authenticate(r *http.Request) (*auth.Claims, error) {
