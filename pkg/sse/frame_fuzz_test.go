@@ -82,7 +82,9 @@ func FuzzFrame(f *testing.F) {
 	f.Add(strings.Repeat("i", 70000), strings.Repeat("e\n", 40000), bytes.Repeat([]byte("d\r"), 300000))
 	f.Fuzz(func(t *testing.T, id, event string, data []byte) {
 		frame := sse.AppendEvent(sse.AppendID(nil, id), event, data)
-		got, err := sseclient.ParseBytes(frame, &sseclient.ParseOptions{MaxLineSize: 2*len(frame) + 64})
+		// The parser bounds data after decoding, and each invalid UTF-8
+		// byte decodes to the 3 bytes of U+FFFD: room for 3× the frame.
+		got, err := sseclient.ParseBytes(frame, &sseclient.ParseOptions{MaxLineSize: 3*len(frame) + 64})
 		if err != nil {
 			t.Fatalf("parse %q: %v", frame, err)
 		}
@@ -93,7 +95,7 @@ func FuzzFrame(f *testing.F) {
 			t.Fatalf("frame %q\n got %+v\nwant %+v", frame, got[0], want)
 		}
 		// The frame is self-contained: two in a row are two events.
-		two, _ := sseclient.ParseBytes(append(frame, frame...), &sseclient.ParseOptions{MaxLineSize: 4*len(frame) + 64})
+		two, _ := sseclient.ParseBytes(append(frame, frame...), &sseclient.ParseOptions{MaxLineSize: 6*len(frame) + 64})
 		if len(two) != 2 || two[1] != got[0] {
 			t.Fatalf("frame %q twice: %+v", frame, two)
 		}
