@@ -18,7 +18,6 @@ import (
 // cost is taken from the server being measured (as wrk avoids).
 type pubConn struct {
 	host string // host:port
-	head string // request line prefix up to the path
 	auth string // Authorization header line, or ""
 	conn net.Conn
 	br   *bufio.Reader

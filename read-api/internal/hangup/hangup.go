@@ -6,10 +6,8 @@
 package hangup
 
 import (
-	"fmt"
 	"net"
 	"sync"
-	"syscall"
 )
 
 // Watcher reports hang-ups.
@@ -47,17 +45,4 @@ func (Reads) Watch(conn net.Conn, onHangup func()) (func(), error) {
 		canceled = true
 		mu.Unlock()
 	}, nil
-}
-
-// rawConn is the file descriptor behind conn, for watchers that poll it.
-func rawConn(conn net.Conn) (syscall.RawConn, error) {
-	sc, ok := conn.(syscall.Conn)
-	if !ok {
-		return nil, fmt.Errorf("hangup: %T has no file descriptor", conn)
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return nil, fmt.Errorf("hangup: %w", err)
-	}
-	return rc, nil
 }

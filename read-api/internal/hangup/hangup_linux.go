@@ -112,3 +112,16 @@ func (e *Epoll) loop(rc syscall.RawConn) {
 		}
 	}
 }
+
+// rawConn is the file descriptor behind conn, for watchers that poll it.
+func rawConn(conn net.Conn) (syscall.RawConn, error) {
+	sc, ok := conn.(syscall.Conn)
+	if !ok {
+		return nil, fmt.Errorf("hangup: %T has no file descriptor", conn)
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return nil, fmt.Errorf("hangup: %w", err)
+	}
+	return rc, nil
+}
