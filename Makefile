@@ -16,7 +16,7 @@ run: build ## local stack: Redis, write-api :8080, read-api :8081 and :8082
 
 test: ## every test: unit, integration (real redis-server), end-to-end, short fuzzing
 	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 20m $(MODULES)
-	FUZZTIME=2s ./scripts/fuzz-short.sh
+	./scripts/fuzz-short.sh
 
 bench: build ## load scenarios against a local stack it starts; figures vs a plain net/http SSE baseline (docs/bench.md)
 	$(GO) build -trimpath -o $(BIN)/loadgen ./loadgen
