@@ -204,7 +204,7 @@ func (b *Bench) broadcast() error {
 		}
 		steady[sys.Name] = lr
 		seq := lr.LastN
-		for _, rate := range []float64{10, 20, 30, 40, 60} {
+		for _, rate := range []float64{10, 20, 30, 40, 60, 80, 100, 120} {
 			cfg := PubConfig{Topics: []string{"broadcast"}, Rate: rate, Duration: 4 * time.Second, Conc: 1, Seq: true, SeqStart: seq}
 			lr, err := runLoad(fmt.Sprintf("%s saturation %.0f/s", sys.Name, rate), sys, f, cfg, []int{n})
 			seq = lr.LastN
@@ -225,7 +225,11 @@ func (b *Bench) broadcast() error {
 		}
 		f.Close()
 	}
-	b.results["broadcast"] = map[string]any{"steady": steady, "saturation_steps": steps}
+	fl, err := b.floorBroadcast(n)
+	if err != nil {
+		return err
+	}
+	b.results["broadcast"] = map[string]any{"steady": steady, "saturation_steps": steps, "floor": fl}
 	sc := fmt.Sprintf("broadcast %d streams 5/s", n)
 	nb, bb := steady["notify"], steady["baseline"]
 	b.add(Row{Scenario: sc, Metric: "p99 publish→receive", Unit: "ms", Notify: nb.P99ms, Baseline: fptr(bb.P99ms), Target: "≤ 50 ms", Met: bptr(nb.P99ms <= 50)})
@@ -233,11 +237,32 @@ func (b *Bench) broadcast() error {
 	b.add(Row{Scenario: sc, Metric: "p99.9", Unit: "ms", Notify: nb.P999ms, Baseline: fptr(bb.P999ms)})
 	b.add(Row{Scenario: sc, Metric: "server CPU per 100k deliv.", Unit: "CPU-s", Notify: nb.CPUPer100k, Baseline: fptr(bb.CPUPer100k), Target: "≤ 0.5 CPU-s", Met: bptr(nb.CPUPer100k <= 0.5)})
 	b.add(Row{Scenario: sc, Metric: "delivered", Unit: "%", Notify: nb.DeliveredPct, Baseline: fptr(bb.DeliveredPct), Target: "100 %", Met: bptr(nb.DeliveredPct >= 100 && nb.Gaps == 0)})
+	floorNote := fmt.Sprintf("baseline column: the floor (loadgen floor: one write(2) per delivery, nothing else), %.0f%% delivered", fl.DeliveredPct)
+	b.add(Row{Scenario: sc, Metric: "p99 vs write(2) floor", Unit: "ms", Notify: nb.P99ms, Baseline: fptr(fl.P99ms), Note: floorNote})
+	b.add(Row{Scenario: sc, Metric: "CPU per 100k vs write(2) floor", Unit: "CPU-s", Notify: nb.CPUPer100k, Baseline: fptr(fl.CPUPer100k), Note: floorNote})
 	sc = fmt.Sprintf("broadcast saturation %d", n)
 	b.add(Row{Scenario: sc, Metric: "deliveries/s with p99<1s", Unit: "1/s", Notify: sat["notify"], Baseline: fptr(sat["baseline"]),
 		Target: "≥ 200,000/s", Met: bptr(sat["notify"] >= 200000*b.scale),
 		Note: fmt.Sprintf("p99 %.0f ms at the last passing step (first step if none passed); steps in JSON; loadgen shares the 2 cores", satP99["notify"])})
 	return nil
+}
+
+// floorBroadcast runs the steady broadcast against the floor server: what
+// one write(2) per delivery costs here, and how late the last of a
+// message's writes lands, with nothing else done.
+func (b *Bench) floorBroadcast(n int) (LoadResult, error) {
+	fp, err := startFloor()
+	if err != nil {
+		return LoadResult{}, err
+	}
+	defer fp.Stop()
+	sys := System{Name: "floor", Baseline: true, StreamURLs: []string{fp.URL}, Pub: Target{URL: fp.URL, Baseline: true}, ServerPID: fp.PID()}
+	f, _, err := openFleet(sys, repeat("broadcast", n), 100, time.Second)
+	if err != nil {
+		return LoadResult{}, err
+	}
+	defer f.Close()
+	return runLoad("floor broadcast 5/s", sys, f, PubConfig{Topics: []string{"broadcast"}, Rate: 5, Duration: 10 * time.Second, Conc: 1, Seq: true}, []int{n})
 }
 
 // targeted: every stream on its own topic, 2,000 msg/s spread over them.

@@ -5,6 +5,7 @@
 //	loadgen bench            the standard scenarios on a stack it starts (make bench)
 //	loadgen run [flags]      one load against a running write-api and read-api
 //	loadgen baseline         a plain net/http SSE server, the comparison point
+//	loadgen floor            one write(2) per delivery and nothing else: the machine's floor
 //	loadgen worker           internal: a process holding a share of the streams
 package main
 
@@ -16,7 +17,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: loadgen bench|run|baseline [flags]")
+		fmt.Fprintln(os.Stderr, "usage: loadgen bench|run|baseline|floor [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -27,6 +28,8 @@ func main() {
 		err = runRun(os.Args[2:])
 	case "baseline":
 		err = runBaseline(os.Args[2:])
+	case "floor":
+		err = runFloor(os.Args[2:])
 	case "worker":
 		err = runWorker()
 	default:

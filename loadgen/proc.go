@@ -80,12 +80,19 @@ func startService(binDir, name string, env map[string]string) (*Proc, error) {
 }
 
 // startBaseline re-executes this binary as the baseline SSE server.
-func startBaseline() (*Proc, error) {
+func startBaseline() (*Proc, error) { return startSelf("baseline") }
+
+// startFloor re-executes this binary as the floor server (floor.go).
+func startFloor() (*Proc, error) { return startSelf("floor") }
+
+// startSelf re-executes this binary as the server named by command, which
+// prints its address on its first line.
+func startSelf(command string) (*Proc, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(self, "baseline")
+	cmd := exec.Command(self, command)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -97,9 +104,9 @@ func startBaseline() (*Proc, error) {
 	line, err := bufio.NewReader(out).ReadString('\n')
 	if err != nil {
 		_ = cmd.Process.Kill()
-		return nil, fmt.Errorf("baseline: %w", err)
+		return nil, fmt.Errorf("%s: %w", command, err)
 	}
-	p := &Proc{Name: "baseline", URL: "http://" + strings.TrimSpace(line), cmd: cmd}
+	p := &Proc{Name: command, URL: "http://" + strings.TrimSpace(line), cmd: cmd}
 	return p, p.waitHealthy()
 }
 

@@ -123,7 +123,9 @@ func Publish(ctx context.Context, t Target, cfg PubConfig) PubResult {
 		})
 	}
 	if cfg.Rate > 0 {
-		// The pacer: every millisecond, release what is due.
+		// The pacer: every millisecond, release what is due; notification
+		// k (from 0) is due at k/Rate, so a run of d seconds sends
+		// Rate×d of them.
 		tick := time.NewTicker(time.Millisecond)
 		var sent int64
 		k := 0
@@ -133,7 +135,7 @@ func Publish(ctx context.Context, t Target, cfg PubConfig) PubResult {
 			case <-ctx.Done():
 				break loop
 			case now := <-tick.C:
-				due := int64(now.Sub(start).Seconds() * cfg.Rate)
+				due := int64(now.Sub(start).Seconds()*cfg.Rate) + 1
 				for ; sent < due; sent++ {
 					ti := k % len(cfg.Topics)
 					k++

@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"syscall"
 	"time"
+
+	"notify/read-api/internal/stream"
 )
 
 // hijacked is a stream's connection after net/http let go of it: an
@@ -13,6 +16,7 @@ import (
 // event stream straight to the socket, delimited by closing the connection.
 type hijacked struct {
 	conn   net.Conn
+	raw    syscall.RawConn // conn's descriptor, for TryWrite
 	header http.Header
 	head   []byte // pending response head, sent with the first write
 }
@@ -20,6 +24,7 @@ type hijacked struct {
 var _ interface {
 	http.ResponseWriter
 	http.Flusher
+	stream.TryWriter
 	SetWriteDeadline(time.Time) error
 } = (*hijacked)(nil)
 
@@ -39,7 +44,17 @@ func hijack(w http.ResponseWriter) (*hijacked, error) {
 		_ = conn.Close()
 		return nil, fmt.Errorf("httpapi: hijack: unexpected bytes after the request")
 	}
-	return &hijacked{conn: conn, header: header}, nil
+	sc, ok := conn.(syscall.Conn)
+	if !ok {
+		_ = conn.Close()
+		return nil, fmt.Errorf("httpapi: hijack: %T has no descriptor", conn)
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		_ = conn.Close()
+		return nil, fmt.Errorf("httpapi: hijack: %w", err)
+	}
+	return &hijacked{conn: conn, raw: raw, header: header}, nil
 }
 
 func (h *hijacked) Header() http.Header {
@@ -69,6 +84,39 @@ func (h *hijacked) Write(b []byte) (int, error) {
 		return len(b), nil
 	}
 	return h.conn.Write(b)
+}
+
+// TryWrite writes what the socket takes now and never waits (the
+// descriptor is non-blocking: EAGAIN is a write of nothing). It goes
+// through the connection's own lock, so it fails once conn is closed.
+func (h *hijacked) TryWrite(b []byte) (int, error) {
+	if h.head != nil {
+		return 0, nil // the head goes with a blocking Write
+	}
+	n, werr := 0, error(nil)
+	err := h.raw.Write(func(fd uintptr) bool {
+		for n < len(b) {
+			m, err := syscall.Write(int(fd), b[n:])
+			if err == syscall.EINTR {
+				continue
+			}
+			if err != nil {
+				if err != syscall.EAGAIN {
+					werr = err
+				}
+				break
+			}
+			if m == 0 {
+				break
+			}
+			n += m
+		}
+		return true // never wait in the poller
+	})
+	if err == nil {
+		err = werr
+	}
+	return n, err
 }
 
 // Flush does nothing: every Write goes to the socket.

@@ -9,12 +9,15 @@ import (
 
 // Detached runs a stream after Begin without a goroutine of its own: a
 // stream at rest is only memory and a timer. Each wake (events queued, a
-// topic to resync, the deadline, the drain, the client hanging up) runs
-// rounds on a short-lived goroutine until nothing is left to do. Deep
-// call chains (writes, history reads) then never grow a stack that would
-// stay grown, and no goroutine per stream sits parked for an hour.
+// topic to resync, the deadline, the drain, the client hanging up) queues
+// a round on the pod's run queue (runq.go). A round that might wait, for
+// history or for a socket that does not take the whole write, continues
+// on a short-lived goroutine until nothing is left to do. Deep call chains
+// then never grow a stack that would stay grown, and no goroutine per
+// stream sits parked for an hour.
 type Detached struct {
 	r     *runner
+	try   TryWriter // nil: every round runs on a goroutine
 	onEnd func(error)
 	state atomic.Int32
 	gone  atomic.Bool // the client hung up
@@ -22,7 +25,14 @@ type Detached struct {
 	armed time.Time // when timer fires; zero when it is not armed
 }
 
-// Round states. A wake while a round runs asks for one more.
+// TryWriter is a connection that can be written without waiting: the
+// hijacked socket. TryWrite writes what the socket takes now, possibly
+// nothing, and never blocks.
+type TryWriter interface {
+	TryWrite(b []byte) (int, error)
+}
+
+// Round states. A wake while a round is queued or runs asks for one more.
 const (
 	idle int32 = iota
 	running
@@ -31,9 +41,11 @@ const (
 )
 
 // Detach prepares a stream for Start; onEnd is called once when it ends,
-// with nil when the client hung up.
+// with nil when the client hung up. If w is a TryWriter, rounds that need
+// not wait run on the pod's run queue.
 func (s *Stream) Detach(ctx context.Context, w http.ResponseWriter, opts Options, onEnd func(error)) *Detached {
 	d := &Detached{r: newRunner(s, ctx, w, opts), onEnd: onEnd}
+	d.try, _ = w.(TryWriter)
 	d.timer = time.AfterFunc(time.Hour, d.Wake)
 	d.timer.Stop()
 	return d
@@ -41,6 +53,9 @@ func (s *Stream) Detach(ctx context.Context, w http.ResponseWriter, opts Options
 
 // Start runs the first round and makes the stream's wakes run the others.
 func (d *Detached) Start() {
+	if d.try != nil {
+		d.r.s.clearDeadline(d.r.rc) // Begin's: TryWrite must not meet it expired
+	}
 	d.r.s.setWaker(d)
 	d.Wake()
 }
@@ -51,13 +66,17 @@ func (d *Detached) Hangup() {
 	d.Wake()
 }
 
-// Wake runs a round now, or once more after the one running.
+// Wake queues a round now, or once more after the one queued or running.
 func (d *Detached) Wake() {
 	for {
 		switch d.state.Load() {
 		case idle:
 			if d.state.CompareAndSwap(idle, running) {
-				go d.rounds()
+				if d.try != nil {
+					runq.push(d)
+				} else {
+					go d.rounds()
+				}
 				return
 			}
 		case running:
@@ -70,6 +89,29 @@ func (d *Detached) Wake() {
 	}
 }
 
+// runInline runs one round on a run-queue worker; a round that would
+// wait continues on a goroutine of its own.
+func (d *Detached) runInline() {
+	if d.gone.Load() {
+		d.end(nil)
+		return
+	}
+	switch out, err := d.r.tryStep(d.try); out {
+	case stepEnded:
+		d.end(err)
+	case stepWait:
+		go d.rounds()
+	default:
+		d.arm(d.r.wakeAt)
+		if !d.state.CompareAndSwap(running, idle) {
+			d.state.Store(running) // woken meanwhile: queue it again, behind the others
+			runq.push(d)
+		}
+	}
+}
+
+// rounds runs rounds that may wait, on their own goroutine, until the
+// stream has nothing left to do.
 func (d *Detached) rounds() {
 	for {
 		end, err := true, error(nil)
@@ -77,18 +119,25 @@ func (d *Detached) rounds() {
 			end, err = d.r.step()
 		}
 		if end {
-			d.state.Store(ended)
-			d.timer.Stop()
-			d.r.s.setWaker(nil)
-			d.onEnd(err)
+			d.end(err)
 			return
 		}
 		d.arm(d.r.wakeAt)
+		if d.try != nil {
+			d.r.s.clearDeadline(d.r.rc) // back to rounds that never wait
+		}
 		if d.state.CompareAndSwap(running, idle) {
 			return
 		}
 		d.state.Store(running) // woken meanwhile: go again
 	}
+}
+
+func (d *Detached) end(err error) {
+	d.state.Store(ended)
+	d.timer.Stop()
+	d.r.s.setWaker(nil)
+	d.onEnd(err)
 }
 
 // arm makes the timer fire by at. A timer already due earlier is left

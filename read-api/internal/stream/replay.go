@@ -53,28 +53,39 @@ func (s *Stream) start(ctx context.Context, lastEventID string, targets []notifi
 // handle writes a live event in order: duplicates (already replayed) are
 // dropped and a gap is filled from history first.
 func (s *Stream) handle(ctx context.Context, ev *hub.Event) {
-	i := s.index(ev.Key)
-	if i < 0 {
+	if s.appendLive(ev) {
 		return
 	}
-	cur := s.pos[i]
-	if cur.Epoch == ev.Pos.Epoch || cur.Zero() {
-		if cur.Epoch == ev.Pos.Epoch && ev.Pos.Seq <= cur.Seq {
-			return
-		}
-		if ev.Pos.Seq == cur.Seq+1 {
-			if diverged(cur, ev.Prev) {
-				s.resetTopic(i, cur, reasonRewound)
-			}
-			s.appendEvent(i, ev.Pos, ev.Frame)
-			return
-		}
-	}
+	i := s.index(ev.Key)
 	if !s.catchUpTo(ctx, i, notification.Position{Epoch: ev.Pos.Epoch, Seq: ev.Pos.Seq - 1}) {
 		s.markResync(i) // history unreadable now: the resync will bring ev too
 		return
 	}
 	s.appendEvent(i, ev.Pos, ev.Frame)
+}
+
+// appendLive handles ev if that needs no history: ev continues its topic,
+// repeats an event already sent (dropped) or is not the stream's. It
+// reports false, changing nothing, when a gap must be filled first.
+func (s *Stream) appendLive(ev *hub.Event) bool {
+	i := s.index(ev.Key)
+	if i < 0 {
+		return true
+	}
+	cur := s.pos[i]
+	switch {
+	case cur.Epoch != ev.Pos.Epoch && !cur.Zero():
+		return false
+	case cur.Epoch == ev.Pos.Epoch && ev.Pos.Seq <= cur.Seq:
+		return true
+	case ev.Pos.Seq != cur.Seq+1:
+		return false
+	}
+	if diverged(cur, ev.Prev) {
+		s.resetTopic(i, cur, reasonRewound)
+	}
+	s.appendEvent(i, ev.Pos, ev.Frame)
+	return true
 }
 
 // catchUpTopics brings the given topics up to their current positions.

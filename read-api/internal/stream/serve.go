@@ -150,13 +150,80 @@ func (r *runner) collect() (end bool, err error) {
 		s.handle(r.ctx, ev)
 	}
 	clear(r.events)
+	r.events = r.events[:0]
 	if len(r.resync) > 0 {
 		r.retryAt = time.Time{}
 		if !s.catchUpTopics(r.ctx, r.resync) { // marked again: retried on a later round
 			r.retryAt = time.Now().Add(resyncRetry)
 		}
+		r.resync = r.resync[:0]
 	}
 	return false, nil
+}
+
+// stepOutcome is how a round that must not wait (tryStep) ended.
+type stepOutcome int
+
+const (
+	stepDone  stepOutcome = iota // all written; wakeAt is set
+	stepWait                     // the rest must wait (history, a full socket, the last write): run step on a goroutine
+	stepEnded                    // the stream is over, with the error returned
+)
+
+// tryStep is a round that never waits, for the pod's run queue: live
+// events that continue their topics, the heartbeat, and one write of what
+// the socket takes now. Whatever would wait (a gap or resync to fill from
+// history, a socket that did not take everything, the stream's last write
+// at expiry, maximum age or drain) is left for step, on a goroutine: the
+// events not yet handled stay in r.events, unwritten bytes in s.out.
+func (r *runner) tryStep(w TryWriter) (stepOutcome, error) {
+	s, opts := r.s, &r.opts
+	select {
+	case <-opts.Drain:
+		return stepWait, nil
+	default:
+	}
+	now := time.Now()
+	if !now.Before(r.maxAgeAt) || !now.Before(opts.Expiry) || len(s.out) > 0 {
+		return stepWait, nil
+	}
+	var slow bool
+	r.events, r.resync, slow = s.take(r.events, r.resync)
+	if slow {
+		s.log.Info("closing slow stream", zap.Int("topics", len(s.topics)))
+		return stepEnded, ErrSlow
+	}
+	if !now.Before(s.lastWrite.Add(s.limits.Heartbeat)) {
+		s.out = sse.AppendComment(s.out, "")
+	}
+	for i, ev := range r.events {
+		if !s.appendLive(ev) {
+			r.events = r.events[:copy(r.events, r.events[i:])]
+			clear(r.events[len(r.events):cap(r.events)])
+			return stepWait, nil
+		}
+	}
+	clear(r.events)
+	r.events = r.events[:0]
+	if len(r.resync) > 0 {
+		return stepWait, nil
+	}
+	if len(s.out) > 0 {
+		n, err := w.TryWrite(s.out)
+		if err != nil {
+			return stepEnded, fmt.Errorf("stream: write: %w", err)
+		}
+		if n > 0 {
+			s.lastWrite = now
+		}
+		if n < len(s.out) {
+			s.out = s.out[:copy(s.out, s.out[n:])]
+			return stepWait, nil
+		}
+		s.resetOut()
+	}
+	r.nextWake()
+	return stepDone, nil
 }
 
 // nextWake sets when the next round is due unless woken before. One
@@ -193,15 +260,30 @@ func (s *Stream) flush(w http.ResponseWriter, rc *http.ResponseController) error
 	if err == nil {
 		err = rc.Flush()
 	}
+	s.resetOut()
+	if err != nil {
+		return fmt.Errorf("stream: write: %w", err)
+	}
+	return nil
+}
+
+// resetOut empties the output after a write.
+func (s *Stream) resetOut() {
 	if cap(s.out) > 16<<10 {
 		s.out = nil // keep idle streams small
 	} else {
 		s.out = s.out[:0]
 	}
-	if err != nil {
-		return fmt.Errorf("stream: write: %w", err)
+}
+
+// clearDeadline removes the write deadline flush set, for writers that
+// never wait: an expired deadline would fail their next write.
+func (s *Stream) clearDeadline(rc *http.ResponseController) {
+	if s.deadline.IsZero() {
+		return
 	}
-	return nil
+	s.deadline = time.Time{}
+	_ = rc.SetWriteDeadline(time.Time{})
 }
 
 // closeForRebalance ends the stream with a random retry: so the clients of

@@ -7,6 +7,7 @@ package stream
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 
@@ -133,20 +134,22 @@ func (s *Stream) Resync(topic string) {
 	}
 }
 
-// take empties the queue and the resync marks.
+// take empties the queue and the resync marks into events and resync,
+// after what they hold already (left by a round that stopped early).
 func (s *Stream) take(events []*hub.Event, resync []int) ([]*hub.Event, []int, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	events = append(events[:0], s.queue...)
+	events = append(events, s.queue...)
 	clear(s.queue)
 	s.queue, s.queued = s.queue[:0], 0
 	if cap(s.queue) > 256 {
 		s.queue = nil // a burst is over: do not keep its memory
 	}
-	resync = resync[:0]
 	for i, r := range s.resync {
 		if r {
-			resync = append(resync, i)
+			if !slices.Contains(resync, i) {
+				resync = append(resync, i)
+			}
 			s.resync[i] = false
 		}
 	}
