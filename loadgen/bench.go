@@ -31,6 +31,7 @@ type Bench struct {
 	rows     []Row
 	results  map[string]any
 	only     map[string]bool
+	readEnv  map[string]string // for every read-api pod
 }
 
 func runBench(args []string) error {
@@ -39,8 +40,16 @@ func runBench(args []string) error {
 	scale := fs.Float64("scale", 1, "multiply stream counts and rates (0.1 for a smoke run)")
 	out := fs.String("json", "bench-results.json", "where to write the JSON results")
 	only := fs.String("only", "", "comma-separated scenarios to run (idle,broadcast,targeted,write,storm,routing)")
+	readEnv := fs.String("read-env", "", "comma-separated KEY=VALUE settings for every read-api pod, for A/B runs (e.g. GOGC=200)")
 	_ = fs.Parse(args)
-	b := &Bench{binDir: *binDir, scale: *scale, results: map[string]any{}, only: map[string]bool{}}
+	b := &Bench{binDir: *binDir, scale: *scale, results: map[string]any{}, only: map[string]bool{}, readEnv: map[string]string{"MAX_CONNECTIONS_PER_SUBJECT": "20"}}
+	for _, kv := range splitComma(*readEnv) {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			return fmt.Errorf("-read-env: %q is not KEY=VALUE", kv)
+		}
+		b.readEnv[k] = v
+	}
 	for _, s := range splitComma(*only) {
 		b.only[s] = true
 	}
@@ -110,7 +119,7 @@ func (b *Bench) pair(pods int) (notify, base System, stop func(), err error) {
 	}
 	var urls []string
 	for range pods {
-		p, err := startService(b.binDir, "read-api", b.env(map[string]string{"MAX_CONNECTIONS_PER_SUBJECT": "20"}))
+		p, err := startService(b.binDir, "read-api", b.env(b.readEnv))
 		if err != nil {
 			stop()
 			return notify, base, nil, err

@@ -84,9 +84,13 @@ func (q *runQueue) work() {
 		for _, d := range batch {
 			d.runInline()
 		}
+		full := len(batch) == runBatch
 		clear(batch)
-		// Let the goroutines that feed the streams (the Redis reader, the
-		// hub's fan-out, timers) run between batches.
-		runtime.Gosched()
+		if full {
+			// More may be queued: let the goroutines that feed the
+			// streams (the Redis reader, the hub's fan-out, timers) run
+			// first. A worker that emptied the queue parks in take.
+			runtime.Gosched()
+		}
 	}
 }
