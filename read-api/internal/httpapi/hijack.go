@@ -76,9 +76,9 @@ func (h *hijacked) WriteHeader(code int) {
 
 func (h *hijacked) Write(b []byte) (int, error) {
 	if h.head != nil {
-		buf := append(h.head, b...)
+		bufs := net.Buffers{h.head, b} // one writev, no copy of the replay
 		h.head = nil
-		if _, err := h.conn.Write(buf); err != nil {
+		if _, err := bufs.WriteTo(h.conn); err != nil {
 			return 0, err
 		}
 		return len(b), nil
