@@ -403,6 +403,7 @@ func (b *Bench) storm() error {
 	established, caught := float64(r.EstablishUS)/1e6, float64(r.CaughtUpUS)/1e6
 	lost := final.Gaps
 	res := map[string]any{"open": or, "reestablished_s": established, "caught_up_s": caught, "not_caught_up": r.NotCaught,
+		"resume_connect_p50_ms": ms(r.Connect.Quantile(0.5)), "resume_connect_p99_ms": ms(r.Connect.Quantile(0.99)), "resume_connect_max_ms": ms(r.Connect.Quantile(1)),
 		"resume_failed": r.Failed, "gaps": final.Gaps, "dups": final.Dups, "resets": final.Resets, "open_after": final.Open,
 		"published_before": pa.Accepted, "published_while_down": pb.Accepted, "published_during": pc.Accepted}
 	b.results["storm"] = res

@@ -14,7 +14,7 @@ import (
 	"notify/pkg/redistest"
 )
 
-// Many concurrent calls share transactions, and each still gets exactly its
+// Many concurrent calls share script calls, and each still gets exactly its
 // own items' positions: per topic, the positions handed out are 1..N once
 // each, and a call's items keep their order.
 func TestConcurrentPublishesShareRoundTrips(t *testing.T) {
@@ -67,16 +67,17 @@ func TestConcurrentPublishesShareRoundTrips(t *testing.T) {
 	if total != workers*calls*3 {
 		t.Fatalf("%d positions, want %d", total, workers*calls*3)
 	}
-	// Fewer transactions than calls: calls were coalesced.
+	// Fewer script calls than calls: calls were coalesced, each batch in
+	// one script call.
 	info, err := r.Client().Info(ctx, "commandstats").Result()
 	if err != nil {
 		t.Fatal(err)
 	}
-	execs := commandCalls(info, "exec")
-	if execs == 0 || execs >= workers*calls {
-		t.Fatalf("%d EXECs for %d concurrent calls, want fewer (coalesced)", execs, workers*calls)
+	scripts := commandCalls(info, "evalsha")
+	if scripts == 0 || scripts >= workers*calls {
+		t.Fatalf("%d EVALSHAs for %d concurrent calls, want fewer (coalesced)", scripts, workers*calls)
 	}
-	t.Logf("%d calls in %d transactions", workers*calls, execs)
+	t.Logf("%d calls in %d script calls", workers*calls, scripts)
 }
 
 // A call whose caller gave up before its batch was sent publishes nothing.

@@ -77,51 +77,40 @@ func (p *Publisher) Publish(ctx context.Context, items []Item) ([]notification.P
 	return pos, nil
 }
 
-// publish runs the script for every item in one MULTI/EXEC and returns each
-// item's position or error.
+// publish runs the script for every item and returns each item's
+// position or error: one script call for the batch, or in a cluster one
+// per partition (a call's keys must share a slot). Items keep their
+// batch order within a call, so each topic's events keep it too.
 func (p *Publisher) publish(ctx context.Context, items []Item) ([]notification.Position, []error) {
-	cmds := make([]*redis.Cmd, len(items))
-	pending := make([]int, len(items))
-	for i := range pending {
-		pending[i] = i
-	}
+	out := make([]notification.Position, len(items))
 	errs := make([]error, len(items))
-	// At most two rounds: the second only for items that met NOSCRIPT (a
-	// restarted or failed-over Redis), which did not run and are safe to send again.
-	for round := 0; len(pending) > 0; round++ {
-		p.run(ctx, items, pending, cmds)
-		var again []int
-		for _, i := range pending {
-			if isNoScript(cmds[i].Err()) && round == 0 {
-				again = append(again, i)
+	groups := p.group(items)
+	// At most two rounds: the second only for calls that met NOSCRIPT (a
+	// restarted or failed-over Redis), which ran nothing and are safe to
+	// send again. A call covers whole topics, so one retried while another
+	// succeeded cannot reorder a topic's events.
+	for round := 0; len(groups) > 0; round++ {
+		cmds := p.run(ctx, items, groups)
+		var again [][]int
+		for g, cmd := range cmds {
+			if isNoScript(cmd.Err()) && round == 0 {
+				again = append(again, groups[g])
+				continue
 			}
+			settle(cmd, items, groups[g], out, errs)
 		}
 		if len(again) > 0 {
 			if err := publishScript.Load(ctx, p.client).Err(); err != nil {
 				err = fmt.Errorf("load publish script: %w", err)
-				for _, i := range again {
-					errs[i] = err
+				for _, idx := range again {
+					for _, i := range idx {
+						errs[i] = err
+					}
 				}
 				break
 			}
 		}
-		pending = again
-	}
-	out := make([]notification.Position, len(cmds))
-	for i, c := range cmds {
-		if errs[i] != nil {
-			continue
-		}
-		res, err := c.StringSlice()
-		switch {
-		case err != nil:
-			errs[i] = err
-		case len(res) != 2:
-			errs[i] = fmt.Errorf("%w: reply %q", notification.ErrBadMessage, res)
-		default:
-			out[i], errs[i] = notification.ParsePosition(res[0], res[1])
-			out[i].Link = max(items[i].Link, 1)
-		}
+		groups = again
 	}
 	for i, err := range errs {
 		if err != nil {
@@ -131,25 +120,82 @@ func (p *Publisher) publish(ctx context.Context, items []Item) ([]notification.P
 	return out, errs
 }
 
-// run sends the script for items[idx...] in one MULTI/EXEC (per slot in a
-// cluster); errors stay on each command. The transaction matters when Redis
-// has lost its script cache: a plain pipeline could have its first calls
-// fail with NOSCRIPT and later ones succeed after another client reloaded
-// the script in between, and the retry would then publish a topic's events
-// out of order. Inside one transaction they all fail or all run.
-func (p *Publisher) run(ctx context.Context, items []Item, idx []int, cmds []*redis.Cmd) {
-	pipe := p.client.TxPipeline()
-	for _, i := range idx {
-		it := items[i]
-		keys := []string{p.keys.Meta(it.Topic), p.keys.History(it.Topic)}
-		once := ""
-		if it.OnceID != "" {
-			once = `"id":"` + it.OnceID + `"`
+// group splits the items into script calls: all in one, or in a cluster
+// one per partition, each in batch order.
+func (p *Publisher) group(items []Item) [][]int {
+	if p.publishCmd != "SPUBLISH" {
+		all := make([]int, len(items))
+		for i := range all {
+			all[i] = i
 		}
-		cmds[i] = publishScript.EvalSha(ctx, pipe, keys, p.keys.Channel(it.Topic), it.Body, p.maxLen, p.ttlMillis, p.publishCmd, once,
-			notification.FormatLink(max(it.Link, 1)))
+		return [][]int{all}
 	}
-	_, _ = pipe.Exec(ctx) // per-command errors are read by the caller
+	var groups [][]int
+	at := map[int]int{} // partition → index in groups
+	for i, it := range items {
+		part := p.keys.Partition(it.Topic)
+		g, ok := at[part]
+		if !ok {
+			g = len(groups)
+			at[part] = g
+			groups = append(groups, nil)
+		}
+		groups[g] = append(groups[g], i)
+	}
+	return groups
+}
+
+// run sends one script call per group in one pipeline; errors stay on
+// each command.
+func (p *Publisher) run(ctx context.Context, items []Item, groups [][]int) []*redis.Cmd {
+	pipe := p.client.Pipeline()
+	cmds := make([]*redis.Cmd, len(groups))
+	for g, idx := range groups {
+		keys := make([]string, 0, 2*len(idx))
+		args := make([]any, 0, 3+4*len(idx))
+		args = append(args, p.maxLen, p.ttlMillis, p.publishCmd)
+		for _, i := range idx {
+			it := items[i]
+			once := ""
+			if it.OnceID != "" {
+				once = `"id":"` + it.OnceID + `"`
+			}
+			keys = append(keys, p.keys.Meta(it.Topic), p.keys.History(it.Topic))
+			args = append(args, p.keys.Channel(it.Topic), it.Body, once, notification.FormatLink(max(it.Link, 1)))
+		}
+		cmds[g] = publishScript.EvalSha(ctx, pipe, keys, args...)
+	}
+	_, _ = pipe.Exec(ctx) // per-command errors are read by settle
+	return cmds
+}
+
+// settle reads one call's replies, {epoch, seq} or an error per item.
+func settle(cmd *redis.Cmd, items []Item, idx []int, out []notification.Position, errs []error) {
+	replies, err := cmd.Slice()
+	if err == nil && len(replies) != len(idx) {
+		err = fmt.Errorf("%w: %d replies for %d events", notification.ErrBadMessage, len(replies), len(idx))
+	}
+	for j, i := range idx {
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		switch r := replies[j].(type) {
+		case error:
+			errs[i] = r
+		case []any:
+			if len(r) != 2 {
+				errs[i] = fmt.Errorf("%w: reply %v", notification.ErrBadMessage, r)
+				continue
+			}
+			epoch, _ := r[0].(string)
+			seq, _ := r[1].(string)
+			out[i], errs[i] = notification.ParsePosition(epoch, seq)
+			out[i].Link = max(items[i].Link, 1)
+		default:
+			errs[i] = fmt.Errorf("%w: reply %v", notification.ErrBadMessage, r)
+		}
+	}
 }
 
 func isNoScript(err error) bool {

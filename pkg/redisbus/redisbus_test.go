@@ -318,3 +318,58 @@ func TestConcurrentRangesShareCommands(t *testing.T) {
 	}
 	t.Logf("%d XRANGE commands for %d calls", xranges, calls)
 }
+
+// One event whose commands fail (its topic's key holds another type) fails
+// alone: the events before and after it in the same script call are
+// stored and published.
+func TestPublishEventFailsAlone(t *testing.T) {
+	t.Parallel()
+	r := redistest.Start(t)
+	pub, hist := newBus(t, r)
+	ctx := t.Context()
+	if err := r.Client().Set(ctx, pub.keys.Meta("seller:bad"), "not a hash", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	items := []Item{{Topic: "seller:1", Body: body(1)}, {Topic: "seller:bad", Body: body(2)}, {Topic: "seller:2", Body: body(3)}}
+	pos, errs := pub.publish(ctx, items)
+	if errs[0] != nil || errs[2] != nil || pos[0].Seq != 1 || pos[2].Seq != 1 {
+		t.Fatalf("the good events: %+v, %v", pos, errs)
+	}
+	if errs[1] == nil || !strings.Contains(errs[1].Error(), "WRONGTYPE") {
+		t.Fatalf("the bad event: %v, want WRONGTYPE", errs[1])
+	}
+	if got, err := hist.Positions(ctx, []string{"seller:1", "seller:2"}); err != nil || got[0].Seq != 1 || got[1].Seq != 1 {
+		t.Fatalf("history positions %+v, %v", got, err)
+	}
+	if _, err := pub.Publish(ctx, items); err == nil || !strings.Contains(err.Error(), "seller:bad") {
+		t.Fatalf("Publish: %v, want the bad topic's error", err)
+	}
+}
+
+// In a cluster a script call's keys must share a slot: items are grouped
+// by partition, each group in batch order; elsewhere one call takes all.
+func TestPublishGroupsByPartitionInCluster(t *testing.T) {
+	t.Parallel()
+	keys := Keys{Prefix: "g:"}
+	var items []Item
+	for i := range 40 {
+		items = append(items, Item{Topic: fmt.Sprintf("seller:%d", i%10)})
+	}
+	if g := NewPublisher(nil, keys, PublisherConfig{}).group(items); len(g) != 1 || len(g[0]) != 40 {
+		t.Fatalf("standalone: %d groups", len(g))
+	}
+	groups := NewPublisher(nil, keys, PublisherConfig{Sharded: true}).group(items)
+	seen := 0
+	for _, g := range groups {
+		part := keys.Partition(items[g[0]].Topic)
+		for j, i := range g {
+			if keys.Partition(items[i].Topic) != part || j > 0 && i <= g[j-1] {
+				t.Fatalf("group %v mixes partitions or breaks batch order", g)
+			}
+		}
+		seen += len(g)
+	}
+	if seen != 40 || len(groups) < 2 {
+		t.Fatalf("%d groups holding %d items", len(groups), seen)
+	}
+}
