@@ -23,15 +23,24 @@ type baseline struct {
 }
 
 func runBaseline(args []string) error {
-	fs := flag.NewFlagSet("baseline", flag.ExitOnError)
+	b := &baseline{subs: map[string]map[chan []byte]struct{}{}}
+	return runServer("baseline", args, map[string]http.HandlerFunc{
+		"GET /stream": b.stream, "POST /publish": b.publish, "POST /publish/batch": b.publishBatch,
+	})
+}
+
+// runServer is the body of the comparison servers' commands: it listens on
+// -addr, prints the address (startSelf reads it) and serves routes and
+// GET /healthz.
+func runServer(name string, args []string, routes map[string]http.HandlerFunc) error {
+	fs := flag.NewFlagSet(name, flag.ExitOnError)
 	addr := fs.String("addr", "127.0.0.1:0", "listen address")
 	_ = fs.Parse(args)
-	b := &baseline{subs: map[string]map[chan []byte]struct{}{}}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /stream", b.stream)
-	mux.HandleFunc("POST /publish", b.publish)
-	mux.HandleFunc("POST /publish/batch", b.publishBatch)
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {})
+	for pattern, h := range routes {
+		mux.HandleFunc(pattern, h)
+	}
+	mux.HandleFunc("GET /healthz", func(http.ResponseWriter, *http.Request) {})
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return err

@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"flag"
 	"fmt"
 	"net"
 	"net/http"
@@ -33,20 +32,8 @@ type floorStream struct {
 }
 
 func runFloor(args []string) error {
-	fs := flag.NewFlagSet("floor", flag.ExitOnError)
-	addr := fs.String("addr", "127.0.0.1:0", "listen address")
-	_ = fs.Parse(args)
 	f := &floor{subs: map[string][]floorStream{}}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /stream", f.stream)
-	mux.HandleFunc("POST /publish", f.publish)
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {})
-	ln, err := net.Listen("tcp", *addr)
-	if err != nil {
-		return err
-	}
-	fmt.Println(ln.Addr().String())
-	return http.Serve(ln, mux)
+	return runServer("floor", args, map[string]http.HandlerFunc{"GET /stream": f.stream, "POST /publish": f.publish})
 }
 
 // stream takes the connection out of net/http and registers its
