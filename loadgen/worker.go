@@ -237,21 +237,21 @@ func (w *worker) dial(s *lstream, gen int) error {
 		return err
 	}
 	br := bufio.NewReaderSize(conn, 1024)
-	resp, err := http.ReadResponse(br, nil)
+	status, _, _, err := readHead(br) // the stream's body lasts until the connection ends
 	if err != nil {
 		conn.Close()
 		return err
 	}
-	if resp.StatusCode != http.StatusOK {
+	if status != http.StatusOK {
 		conn.Close()
-		return fmt.Errorf("status %d", resp.StatusCode)
+		return fmt.Errorf("status %d", status)
 	}
 	_ = conn.SetDeadline(time.Time{})
 	s.conn = conn
 	if s.p == nil {
-		s.p = sseclient.NewParser(resp.Body, &sseclient.ParseOptions{BufferSize: 512})
+		s.p = sseclient.NewParser(br, &sseclient.ParseOptions{BufferSize: 512})
 	} else {
-		s.p.Reset(resp.Body)
+		s.p.Reset(br)
 	}
 	return nil
 }

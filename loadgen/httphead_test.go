@@ -33,8 +33,14 @@ func TestReadHead(t *testing.T) {
 	if rest, _ := br.Peek(4); string(rest) != "next" {
 		t.Fatalf("after the chunks: %q, want the next response", rest)
 	}
+	br = bufio.NewReader(strings.NewReader("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\nretry: 2000\n\n"))
+	if status, length, closing, err := readHead(br); err != nil || status != 200 || length != untilClose || !closing {
+		t.Fatalf("event stream: %d %d %v %v", status, length, closing, err)
+	}
+	if rest, _ := br.Peek(6); string(rest) != "retry:" {
+		t.Fatalf("the stream's body starts with %q", rest)
+	}
 	for _, bad := range []string{
-		"HTTP/1.1 200 OK\r\n\r\n",
 		"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
 		"HTTP/1.0 20x\r\n\r\n",
 		"HTTP/1.1 202 Accepted\r\nContent-Length: -1\r\n\r\n",
