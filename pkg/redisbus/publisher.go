@@ -36,6 +36,7 @@ type Publisher struct {
 	maxLen     string
 	ttlMillis  string
 	publishCmd string
+	sharded    bool // Redis Cluster: a script call's keys must share a slot
 	co         coalescer[Item, notification.Position]
 }
 
@@ -59,6 +60,7 @@ func NewPublisher(client redis.UniversalClient, keys Keys, cfg PublisherConfig) 
 		maxLen:     strconv.FormatInt(cfg.HistoryMaxLen, 10),
 		ttlMillis:  strconv.FormatInt(cfg.HistoryTTL.Milliseconds(), 10),
 		publishCmd: cmd,
+		sharded:    cfg.Sharded,
 	}
 	p.co.run = p.publish
 	return p
@@ -123,7 +125,7 @@ func (p *Publisher) publish(ctx context.Context, items []Item) ([]notification.P
 // group splits the items into script calls: all in one, or in a cluster
 // one per partition, each in batch order.
 func (p *Publisher) group(items []Item) [][]int {
-	if p.publishCmd != "SPUBLISH" {
+	if !p.sharded {
 		all := make([]int, len(items))
 		for i := range all {
 			all[i] = i

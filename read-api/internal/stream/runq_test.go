@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"slices"
@@ -164,5 +165,24 @@ func TestRunQueueClearsBeginDeadline(t *testing.T) {
 	case err := <-ended:
 		t.Fatalf("the stream ended: %v", err)
 	default:
+	}
+}
+
+// An idle stream on the run queue gets its heartbeats there, one comment
+// per due time.
+func TestRunQueueHeartbeat(t *testing.T) {
+	t.Parallel()
+	l := limits()
+	l.Heartbeat = 50 * time.Millisecond
+	s := New([]string{"a:1"}, newHistory(), l, zap.NewNop())
+	sock := newSocket(0)
+	startSocket(t, nil, s, sock, l)
+	_, beginWrites := sock.counts()
+	until(t, "three heartbeats", func() bool { return bytes.Count(sock.bytes(), []byte(":\n")) >= 3 })
+	if _, writes := sock.counts(); writes != beginWrites {
+		t.Fatalf("%d blocking writes for heartbeats, want none", writes-beginWrites)
+	}
+	if bytes.Contains(sock.bytes(), []byte(":\n:\n")) {
+		t.Fatalf("two heartbeats in one write:\n%s", sock.bytes())
 	}
 }

@@ -193,9 +193,6 @@ func (r *runner) tryStep(w TryWriter) (stepOutcome, error) {
 		s.log.Info("closing slow stream", zap.Int("topics", len(s.topics)))
 		return stepEnded, ErrSlow
 	}
-	if !now.Before(s.lastWrite.Add(s.limits.Heartbeat)) {
-		s.out = sse.AppendComment(s.out, "")
-	}
 	for i, ev := range r.events {
 		if !s.appendLive(ev) {
 			r.events = r.events[:copy(r.events, r.events[i:])]
@@ -207,6 +204,9 @@ func (r *runner) tryStep(w TryWriter) (stepOutcome, error) {
 	r.events = r.events[:0]
 	if len(r.resync) > 0 {
 		return stepWait, nil
+	}
+	if len(s.out) == 0 && !now.Before(s.lastWrite.Add(s.limits.Heartbeat)) {
+		s.out = sse.AppendComment(s.out, "") // only here: step adds its own
 	}
 	if len(s.out) > 0 {
 		n, err := w.TryWrite(s.out)
