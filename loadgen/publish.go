@@ -27,6 +27,8 @@ type PubConfig struct {
 	Conc     int           // concurrent requests
 	Seq      bool          // number each topic's notifications (n) for gap checks
 	SeqStart []int64       // per topic: n already used (continue a sequence)
+	Linger   time.Duration // paced batches: wait up to this long for a batch to fill
+	Keys     int           // > 0: notification n carries key "k<(n-1) mod Keys>" (keyed state)
 }
 
 // PubResult is what a publish run achieved.
@@ -80,6 +82,10 @@ func Publish(ctx context.Context, t Target, cfg PubConfig) PubResult {
 					case <-ctx.Done():
 						return
 					}
+					var linger <-chan time.Time
+					if cfg.Linger > 0 {
+						linger = time.After(cfg.Linger)
+					}
 				drain:
 					for len(batch) < cfg.Batch {
 						select {
@@ -88,8 +94,18 @@ func Publish(ctx context.Context, t Target, cfg PubConfig) PubResult {
 								break drain
 							}
 							batch = append(batch, j)
-						default:
+						case <-linger:
 							break drain
+						default:
+							if linger == nil {
+								break drain
+							}
+							select {
+							case j := <-chans[w]:
+								batch = append(batch, j)
+							case <-linger:
+								break drain
+							}
 						}
 					}
 				} else {
@@ -159,10 +175,16 @@ func Publish(ctx context.Context, t Target, cfg PubConfig) PubResult {
 	return r
 }
 
-func appendNotification(b []byte, topic string, j job, seq bool) []byte {
+func appendNotification(b []byte, topic string, j job, seq bool, keys int) []byte {
 	b = append(b, `{"topics":["`...)
 	b = append(b, topic...)
-	b = append(b, `"],"type":"lg","data":{`...)
+	b = append(b, `"],"type":"lg",`...)
+	if keys > 0 {
+		b = append(b, `"key":"k`...)
+		b = strconv.AppendInt(b, (j.n-1)%int64(keys), 10)
+		b = append(b, `",`...)
+	}
+	b = append(b, `"data":{`...)
 	if seq {
 		b = append(b, `"n":`...)
 		b = strconv.AppendInt(b, j.n, 10)
@@ -186,11 +208,11 @@ func post(pc *pubConn, t Target, cfg PubConfig, batch []job) error {
 			if i > 0 {
 				body = append(body, ',')
 			}
-			body = appendNotification(body, cfg.Topics[j.topic], j, cfg.Seq)
+			body = appendNotification(body, cfg.Topics[j.topic], j, cfg.Seq, cfg.Keys)
 		}
 		body = append(body, "]}"...)
 	} else {
-		body = appendNotification(body, cfg.Topics[batch[0].topic], batch[0], cfg.Seq)
+		body = appendNotification(body, cfg.Topics[batch[0].topic], batch[0], cfg.Seq, cfg.Keys)
 	}
 	status, err := pc.post(path, body)
 	if err != nil {
