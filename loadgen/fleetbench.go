@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -62,6 +63,7 @@ type fleetBench struct {
 	redisURL string
 	write    *Proc
 	pubToken string
+	podsMu   sync.Mutex  // all grows during the rollout while the sampler reads it
 	all      []*fleetPod // every read-api process, by ID
 	slots    []*fleetPod // the pod serving each slot now
 	f        *Fleet
@@ -127,7 +129,7 @@ func (b *fleetBench) stop() {
 	if b.f != nil {
 		b.f.Close()
 	}
-	for _, p := range b.all {
+	for _, p := range b.pods() {
 		p.proc.Stop()
 	}
 	b.write.Stop()
@@ -308,7 +310,7 @@ func (b *fleetBench) startPod(addr string) (*fleetPod, error) {
 	c := b.cfg
 	env := map[string]string{"REDIS_URL": b.redisURL, "JWT_HS256_SECRET": benchSecret, "LOG_LEVEL": "warn",
 		"DRAIN_TIMEOUT": c.drain.String(), "MAX_CONNECTIONS_PER_SUBJECT": "20"}
-	p := &fleetPod{id: len(b.all)}
+	p := &fleetPod{id: len(b.pods())}
 	if c.profileDir != "" {
 		port, err := freePort()
 		if err != nil {
@@ -329,7 +331,9 @@ func (b *fleetBench) startPod(addr string) (*fleetPod, error) {
 		return nil, err
 	}
 	p.proc = proc
+	b.podsMu.Lock()
 	b.all = append(b.all, p)
+	b.podsMu.Unlock()
 	if err := proc.waitReady(); err != nil {
 		return nil, err
 	}
@@ -396,7 +400,7 @@ func (o fleetOps) route(out int) error {
 
 func (o fleetOps) terminate(id int) error {
 	b := o.b
-	p := b.all[id]
+	p := b.pods()[id]
 	if b.cfg.profileDir != "" && id == 0 {
 		// The last slot's pod takes its share of every drain: profile it
 		// during the first.
@@ -411,7 +415,7 @@ func (o fleetOps) terminate(id int) error {
 
 func (o fleetOps) waitBack(old, replacement int) PodBack {
 	b := o.b
-	p := b.all[old]
+	p := b.pods()[old]
 	deadline := p.termAt.Add(b.cfg.drain + time.Minute)
 	var st PodStat
 	for time.Now().Before(deadline) {
@@ -567,15 +571,22 @@ func phaseFigures(from, to phaseMark) map[string]any {
 // ones included.
 func (b *fleetBench) readCPU() float64 {
 	var s float64
-	for _, p := range b.all {
+	for _, p := range b.pods() {
 		s += p.proc.CPU()
 	}
 	return s
 }
 
+// pods is every read-api process started so far.
+func (b *fleetBench) pods() []*fleetPod {
+	b.podsMu.Lock()
+	defer b.podsMu.Unlock()
+	return slices.Clone(b.all)
+}
+
 func (b *fleetBench) readRSS() int64 {
 	var s int64
-	for _, p := range b.all {
+	for _, p := range b.pods() {
 		s += p.proc.RSS()
 	}
 	return s

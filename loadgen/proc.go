@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -20,7 +21,7 @@ type Proc struct {
 	Name   string
 	URL    string
 	cmd    *exec.Cmd
-	waited bool // cmd.Wait returned: ProcessState holds its CPU times
+	waited atomic.Bool // cmd.Wait returned: ProcessState holds its CPU times
 }
 
 func freePort() (int, error) {
@@ -148,12 +149,12 @@ func (p *Proc) PID() int { return p.cmd.Process.Pid }
 // Stop sends SIGKILL and waits: the bench's processes hold nothing worth
 // a graceful drain.
 func (p *Proc) Stop() {
-	if p == nil || p.cmd.Process == nil || p.waited {
+	if p == nil || p.cmd.Process == nil || p.waited.Load() {
 		return
 	}
 	_ = p.cmd.Process.Signal(syscall.SIGKILL)
 	_ = p.cmd.Wait()
-	p.waited = true
+	p.waited.Store(true)
 }
 
 // Terminate sends SIGTERM, as Kubernetes does to a pod it stops, and
@@ -175,13 +176,13 @@ func (p *Proc) Terminate(grace time.Duration) (time.Duration, error) {
 		<-done
 		err = fmt.Errorf("%s did not exit within %v of SIGTERM: killed", p.Name, grace)
 	}
-	p.waited = true
+	p.waited.Store(true)
 	return time.Since(start), err
 }
 
 // CPU is the process's CPU-seconds so far, or in all once it has exited.
 func (p *Proc) CPU() float64 {
-	if p.waited {
+	if p.waited.Load() {
 		st := p.cmd.ProcessState
 		return (st.UserTime() + st.SystemTime()).Seconds()
 	}
@@ -190,7 +191,7 @@ func (p *Proc) CPU() float64 {
 
 // RSS is the process's resident memory; 0 once it has exited.
 func (p *Proc) RSS() int64 {
-	if p.waited {
+	if p.waited.Load() {
 		return 0
 	}
 	return rssBytes(p.PID())
