@@ -195,7 +195,11 @@ func (b *fleetBench) run() error {
 	quota := c.podCap / b.f.Workers()
 	progress(fmt.Sprintf("[fleet] opening %d streams from %d worker processes (at most %d per pod each)", c.streams, b.f.Workers(), quota))
 	t0 := time.Now()
-	open, err := b.f.OpenFleet(FleetOpen{Pods: b.endpoints(), Quota: quota, SnapKeys: int64(c.snapKeys), RetryMS: int(c.retry.Milliseconds())},
+	retryMS := -1 // the server's retry field
+	if c.retry >= 0 {
+		retryMS = int(c.retry.Milliseconds())
+	}
+	open, err := b.f.OpenFleet(FleetOpen{Pods: b.endpoints(), Quota: quota, SnapKeys: int64(c.snapKeys), RetryMS: retryMS},
 		benchSecret, sellers, extra, 100)
 	if err != nil {
 		return err
