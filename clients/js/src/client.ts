@@ -111,6 +111,7 @@ export class NotifyClient {
   close() {
     this.closing.abort();
     this.bc?.close();
+    this.leader = false;
     this.setState({ status: "stopped" });
   }
 
