@@ -119,21 +119,8 @@ func startClient(t *testing.T, ctx context.Context, a *appOrigin, opts map[strin
 // client recorded.
 func waitJS(t *testing.T, ctx context.Context, within time.Duration, what, js string) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		var ok bool
-		eval(t, ctx, js, &ok)
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			var page string
-			eval(t, ctx, `JSON.stringify({state: window.__client && window.__client.state, leader: window.__client && window.__client.leader, got: (window.__got||[]).length,
-				errors: (window.__errors||[]).slice(-5), states: (window.__states||[]).slice(-10)})`, &page)
-			t.Fatalf("browser: %s: not within %s; client: %s", what, within, page)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	pollJS(t, ctx, within, what, js, `JSON.stringify({state: window.__client && window.__client.state, leader: window.__client && window.__client.leader,
+		got: (window.__got||[]).length, errors: (window.__errors||[]).slice(-5), states: (window.__states||[]).slice(-10)})`)
 }
 
 func waitClientOpen(t *testing.T, ctx context.Context) {

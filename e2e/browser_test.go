@@ -106,8 +106,18 @@ func eval[T any](t *testing.T, ctx context.Context, js string, out *T) {
 }
 
 // waitFor polls js (a boolean expression) until it holds, or fails after
-// within with what the page shows.
+// within with what the console shows.
 func waitFor(t *testing.T, ctx context.Context, within time.Duration, what, js string) {
+	t.Helper()
+	pollJS(t, ctx, within, what, js, `JSON.stringify({state: document.getElementById('state').dataset.state,
+		reconnects: document.getElementById('reconnects').textContent,
+		banner: document.getElementById('banner').textContent,
+		rows: document.querySelectorAll('#log li[data-id]').length})`)
+}
+
+// pollJS polls js until it holds, or fails after within with the value of
+// dump (what the page shows).
+func pollJS(t *testing.T, ctx context.Context, within time.Duration, what, js, dump string) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
@@ -118,10 +128,7 @@ func waitFor(t *testing.T, ctx context.Context, within time.Duration, what, js s
 		}
 		if time.Now().After(deadline) {
 			var page string
-			eval(t, ctx, `JSON.stringify({state: document.getElementById('state').dataset.state,
-				reconnects: document.getElementById('reconnects').textContent,
-				banner: document.getElementById('banner').textContent,
-				rows: document.querySelectorAll('#log li[data-id]').length})`, &page)
+			eval(t, ctx, dump, &page)
 			t.Fatalf("browser: %s: not within %s; page: %s", what, within, page)
 		}
 		time.Sleep(100 * time.Millisecond)
