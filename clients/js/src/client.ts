@@ -11,6 +11,9 @@ type Sync = { cursor: string; synced: boolean; states: [string, Envelope[]][]; s
 const CONTROL = ["message", "stream.reset", "stream.synced", "stream.expired"];
 const SEEN = 5000; // notification keys remembered to drop a repeat after a leader change
 
+// An Error crosses a BroadcastChannel as its message only: send its fields.
+const plain = (s: State): State => (s.error ? { ...s, error: { status: s.error.status, message: s.error.message, fatal: s.error.fatal } as NotifyError } : s);
+
 const sleep = (ms: number, signal: AbortSignal) =>
   new Promise<void>((done) => {
     const t = setTimeout(done, ms);
@@ -142,8 +145,10 @@ export class NotifyClient {
   }
 
   private setState(s: State, local = false) {
+    const e: any = s.error; // from another tab: a plain object
+    if (local && e && !(e instanceof NotifyError)) s = { ...s, error: new NotifyError(e.status, e.message, e.fatal) };
     this.state = s;
-    if (this.leader && !local) this.post({ s });
+    if (this.leader && !local) this.post({ s: plain(s) });
     this.emit("state", s);
   }
 
@@ -152,7 +157,7 @@ export class NotifyClient {
     if (this.leader) {
       if (m.h) {
         const states: [string, Envelope[]][] = [...this.states].map(([t, s]) => [t, [...s.values()]]);
-        this.post({ y: { cursor: this.lastEventId, synced: this.synced, states, state: this.state } });
+        this.post({ y: { cursor: this.lastEventId, synced: this.synced, states, state: plain(this.state) } });
       }
       return;
     }

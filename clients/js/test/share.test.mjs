@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { NotifyClient } from "../dist/index.js";
+import { NotifyClient, NotifyError } from "../dist/index.js";
 
 // fakeLocks grants each name to one holder at a time, in request order, as
 // navigator.locks does; an aborted waiter leaves the queue.
@@ -84,6 +84,14 @@ test("tabs share one connection; when the leader closes another resumes from its
     // A tab that joins later gets the leader's cursor and state at once.
     const late = new NotifyClient(opts);
     await until("late tab synced", () => late.lastEventId === "c7" && late.state.status === "open");
+    // The leader's state reaches every tab, its error with status and reason.
+    const leader = [tabs[1], tabs[2], late].find((c) => c.leader);
+    leader.setState({ status: "retrying", retryAt: 1, error: new NotifyError(503, "HTTP 503: Redis is unavailable") });
+    await until("followers see retrying", () => [tabs[1], tabs[2], late].every((c) => c.state.status === "retrying"));
+    const follower = [tabs[1], tabs[2], late].find((c) => !c.leader);
+    assert.ok(follower.state.error instanceof NotifyError);
+    assert.equal(follower.state.error.status, 503);
+    assert.match(follower.state.error.message, /Redis/);
     tabs.slice(1).forEach((c) => c.close());
     late.close();
   } finally {
