@@ -54,6 +54,9 @@ func Publish(ctx context.Context, t Target, cfg PubConfig) PubResult {
 	lastN := make([]atomic.Int64, len(cfg.Topics))
 	seq := make([]int64, len(cfg.Topics))
 	copy(seq, cfg.SeqStart)
+	for i, n := range cfg.SeqStart { // a topic this run does not reach keeps its last n
+		lastN[i].Store(n)
+	}
 	chans := make([]chan job, cfg.Conc)
 	ctx, cancel := context.WithTimeout(ctx, cfg.Duration)
 	defer cancel()
