@@ -10,6 +10,7 @@ import (
 	"math"
 	"net/http"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -121,6 +122,17 @@ func runFleetBench(args []string) error {
 	}
 	b := &fleetBench{cfg: c, details: map[string]any{}}
 	defer b.stop()
+	sig := make(chan os.Signal, 1)
+	// Also when started with SIGINT ignored (in the background of a script).
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		s := <-sig
+		fmt.Fprintf(os.Stderr, "\nloadgen fleet: %v: stopping\n", s)
+		if b.dir != "" {
+			_ = os.RemoveAll(b.dir)
+		}
+		os.Exit(130) // every child dies with loadgen (childAttr)
+	}()
 	return b.run()
 }
 
