@@ -177,6 +177,18 @@ func (l *keyedLoad) check(t *testing.T, m *markerSub, within time.Duration, mayL
 	}
 }
 
+// keyedOnOneTopic starts a write-api and a read-api on s, a subscriber of
+// topic, and workers keyed publishers on it until stop closes.
+func keyedOnOneTopic(t *testing.T, s *stack.Stack, topic string, workers int, stop <-chan struct{}) (*keyedLoad, *markerSub) {
+	t.Helper()
+	w := s.StartWrite(map[string]string{"HISTORY_MAX_LEN": "1000000"})
+	r := s.StartRead(nil)
+	sub := subscribeMarkers(t, t.Context(), r.URL, s.SubscriberToken("u", topic), topic)
+	pub := publisher.New(w.URL, publisher.WithToken(s.PublisherToken("keyed")),
+		publisher.WithRetry(publisher.Retry{MaxAttempts: 50, Initial: 50 * time.Millisecond, Max: time.Second, MaxElapsed: 30 * time.Second}))
+	return runKeyed(t.Context(), pub, topic, workers, stop), sub
+}
+
 // Many publishers with idempotency keys on one busy topic through three
 // Redis stalls (SIGSTOP for 3 s): attempts time out with 503 while their
 // scripts wait in Redis and run on SIGCONT; the retries, seconds and
@@ -186,17 +198,8 @@ func (l *keyedLoad) check(t *testing.T, m *markerSub, within time.Duration, mayL
 func TestKeyedRetriesThroughRedisStalls(t *testing.T) {
 	t.Parallel()
 	s := stack.New(t)
-	w := s.StartWrite(map[string]string{"HISTORY_MAX_LEN": "1000000"})
-	r := s.StartRead(nil)
-	const topic = "seller:busy"
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	sub := subscribeMarkers(t, ctx, r.URL, s.SubscriberToken("u", topic), topic)
-	pub := publisher.New(w.URL, publisher.WithToken(s.PublisherToken("keyed")),
-		publisher.WithRetry(publisher.Retry{MaxAttempts: 50, Initial: 50 * time.Millisecond, Max: time.Second, MaxElapsed: 30 * time.Second}))
-
 	stop := make(chan struct{})
-	load := runKeyed(ctx, pub, topic, 48, stop)
+	load, sub := keyedOnOneTopic(t, s, "seller:busy", 48, stop)
 	start := time.Now()
 	load.waitGrowth(t, 1000, 15*time.Second)
 	rate := float64(load.n.Load()) / time.Since(start).Seconds()
@@ -232,17 +235,8 @@ func TestKeyedRetriesThroughSentinelFailover(t *testing.T) {
 	t.Parallel()
 	st := redistest.StartSentinel(t)
 	s := stack.NewBare(t, st.Env())
-	w := s.StartWrite(map[string]string{"HISTORY_MAX_LEN": "1000000"})
-	r := s.StartRead(nil)
-	const topic = "device:failover"
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	sub := subscribeMarkers(t, ctx, r.URL, s.SubscriberToken("u", topic), topic)
-	pub := publisher.New(w.URL, publisher.WithToken(s.PublisherToken("keyed")),
-		publisher.WithRetry(publisher.Retry{MaxAttempts: 50, Initial: 50 * time.Millisecond, Max: time.Second, MaxElapsed: 30 * time.Second}))
-
 	stop := make(chan struct{})
-	load := runKeyed(ctx, pub, topic, 16, stop)
+	load, sub := keyedOnOneTopic(t, s, "device:failover", 16, stop)
 	load.waitGrowth(t, 500, 15*time.Second)
 	killedAt := time.Now()
 	st.Master.Kill()

@@ -162,7 +162,12 @@ func (p *Publisher) run(ctx context.Context, items []notification.Event, groups 
 		args = append(args, "evalsha", publishScript.Hash(), 3*len(idx))
 		for _, i := range idx {
 			it := items[i]
-			args = append(args, p.keys.Meta(it.Topic), p.keys.History(it.Topic), p.keys.Once(it.Topic, it.Once))
+			meta := p.keys.Meta(it.Topic)
+			once := meta // any key of the topic's slot: the script does not touch it
+			if it.Once != "" {
+				once = p.keys.Once(it.Topic, it.Once)
+			}
+			args = append(args, meta, p.keys.History(it.Topic), once)
 		}
 		args = append(args, p.maxLen, p.ttlMillis, p.publishCmd, p.onceMillis)
 		for _, i := range idx {

@@ -43,17 +43,10 @@ func decodeStrict(body []byte, dst any) error {
 func decodeValue(dec *json.Decoder, v reflect.Value, path string) error {
 	switch {
 	case v.Kind() == reflect.Struct:
-		tok, err := dec.Token()
-		if err != nil {
-			return malformed(path, err)
+		if null, err := opening(dec, path, '{', "object"); null || err != nil {
+			return err
 		}
-		switch tok {
-		case nil:
-			return nil
-		case json.Delim('{'):
-			return decodeMembers(dec, v, path)
-		}
-		return problem.New(problem.Invalid, "%s: want a JSON object", path)
+		return decodeMembers(dec, v, path)
 	case v.Kind() == reflect.Slice && v.Type().Elem().Kind() == reflect.Struct:
 		return decodeArray(dec, v, path)
 	}
@@ -100,16 +93,8 @@ func decodeMembers(dec *json.Decoder, v reflect.Value, path string) error {
 // decodeArray reads an array of request objects into v (null leaves it
 // nil); a problem in an item names its index.
 func decodeArray(dec *json.Decoder, v reflect.Value, path string) error {
-	tok, err := dec.Token()
-	if err != nil {
-		return malformed(path, err)
-	}
-	switch tok {
-	case nil:
-		return nil
-	case json.Delim('['):
-	default:
-		return problem.New(problem.Invalid, "%s: want a JSON array", path)
+	if null, err := opening(dec, path, '[', "array"); null || err != nil {
+		return err
 	}
 	for i := 0; dec.More(); i++ {
 		v.Set(reflect.Append(v, reflect.Zero(v.Type().Elem())))
@@ -125,6 +110,20 @@ func decodeArray(dec *json.Decoder, v reflect.Value, path string) error {
 		return malformed(path, err)
 	}
 	return nil
+}
+
+// opening reads the delimiter that opens a value of kind what, or null.
+func opening(dec *json.Decoder, path string, delim json.Delim, what string) (null bool, err error) {
+	tok, err := dec.Token()
+	switch {
+	case err != nil:
+		return false, malformed(path, err)
+	case tok == nil:
+		return true, nil
+	case tok != delim:
+		return false, problem.New(problem.Invalid, "%s: want a JSON %s", path, what)
+	}
+	return false, nil
 }
 
 var fieldCache sync.Map // reflect.Type → map[string]int
