@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"notify/pkg/notification"
@@ -37,6 +38,7 @@ type Publisher struct {
 	ttlMillis  string
 	publishCmd string
 	sharded    bool // Redis Cluster: a script call's keys must share a slot
+	latency    prometheus.Observer
 	co         coalescer[Item, notification.Position]
 }
 
@@ -45,6 +47,9 @@ type PublisherConfig struct {
 	HistoryMaxLen int64
 	HistoryTTL    time.Duration
 	Sharded       bool // Redis Cluster: SPUBLISH on the topic's shard
+	// ScriptLatency, if set, observes the seconds each round trip of
+	// script calls takes (one per coalesced batch).
+	ScriptLatency prometheus.Observer
 }
 
 // NewPublisher wraps a client; the script is loaded lazily and reloaded
@@ -61,6 +66,7 @@ func NewPublisher(client redis.UniversalClient, keys Keys, cfg PublisherConfig) 
 		ttlMillis:  strconv.FormatInt(cfg.HistoryTTL.Milliseconds(), 10),
 		publishCmd: cmd,
 		sharded:    cfg.Sharded,
+		latency:    cfg.ScriptLatency,
 	}
 	p.co.run = p.publish
 	return p
@@ -167,7 +173,11 @@ func (p *Publisher) run(ctx context.Context, items []Item, groups [][]int) []*re
 		}
 		cmds[g] = publishScript.EvalSha(ctx, pipe, keys, args...)
 	}
+	start := time.Now()
 	_, _ = pipe.Exec(ctx) // per-command errors are read by settle
+	if p.latency != nil {
+		p.latency.Observe(time.Since(start).Seconds())
+	}
 	return cmds
 }
 
