@@ -24,7 +24,9 @@ func TestStatsCountResumesAndResets(t *testing.T) {
 	for seq := uint64(1); seq <= 6; seq++ {
 		h.add("a:1", 7, seq)
 	}
-	at := func(seq uint64) string { return cursorAt(topics, notification.Position{Epoch: 7, Seq: seq}, notification.Position{}) }
+	at := func(seq uint64) string {
+		return cursorAt(topics, notification.Position{Epoch: 7, Seq: seq}, notification.Position{})
+	}
 	for _, cursor := range []string{"", at(4), at(6)} {
 		if _, err := serve(t, h, topics, cursor, l, func(*Stream) {}); err != nil {
 			t.Fatal(err)
@@ -78,7 +80,7 @@ func TestEndReason(t *testing.T) {
 	for err, want := range map[error]string{
 		ErrSlow: "slow",
 		fmt.Errorf("stream: write: %w", syscall.EPIPE): "client_gone",
-		errors.New("stream: set write deadline: boom"):  "error",
+		errors.New("stream: set write deadline: boom"): "error",
 	} {
 		if got := EndReasons[s.EndReason(err)]; got != want {
 			t.Errorf("EndReason(%v) = %s, want %s", err, got, want)
