@@ -3,6 +3,7 @@ package stream
 import (
 	"errors"
 	"net"
+	"os"
 	"sync/atomic"
 	"syscall"
 )
@@ -86,8 +87,8 @@ const (
 // serving it returned. Call it once the stream has ended.
 func (s *Stream) EndReason(err error) int {
 	switch {
-	case errors.Is(err, ErrSlow):
-		return endSlow
+	case errors.Is(err, ErrSlow), errors.Is(err, os.ErrDeadlineExceeded):
+		return endSlow // backlog limit, or a write the client did not take within WriteTimeout
 	case err == nil:
 		return s.ended // endClientGone unless a round ended it
 	case errors.Is(err, syscall.EPIPE), errors.Is(err, syscall.ECONNRESET), errors.Is(err, net.ErrClosed):

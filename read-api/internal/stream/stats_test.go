@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http/httptest"
+	"os"
 	"syscall"
 	"testing"
 	"time"
@@ -79,8 +80,9 @@ func TestEndReason(t *testing.T) {
 	s := New([]string{"a:1"}, newHistory(), limits(), zap.NewNop())
 	for err, want := range map[error]string{
 		ErrSlow: "slow",
-		fmt.Errorf("stream: write: %w", syscall.EPIPE): "client_gone",
-		errors.New("stream: set write deadline: boom"): "error",
+		fmt.Errorf("stream: write: %w", os.ErrDeadlineExceeded): "slow",
+		fmt.Errorf("stream: write: %w", syscall.EPIPE):          "client_gone",
+		errors.New("stream: set write deadline: boom"):          "error",
 	} {
 		if got := EndReasons[s.EndReason(err)]; got != want {
 			t.Errorf("EndReason(%v) = %s, want %s", err, got, want)
