@@ -103,14 +103,15 @@ func (h *Handler) stream(c *gin.Context) {
 	hc, hijackErr := hijack(c.Writer)
 	drained, release := h.drain.Register(s.Wake)
 	h.metrics.Connections.Inc()
+	h.metrics.Opened.Inc()
 	done := func(err error) {
 		h.metrics.Connections.Dec()
+		h.metrics.closedStream(s.EndReason(err))
 		release()
 		h.hub.Leave(s, topics)
 		h.subjects.release(subject)
 		switch {
-		case errors.Is(err, stream.ErrSlow):
-			h.metrics.SlowClosed.Inc()
+		case errors.Is(err, stream.ErrSlow): // logged by the stream, counted above
 		case err != nil:
 			h.log.Debug("stream ended", zap.Error(err))
 		}

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"notify/pkg/notification"
@@ -51,6 +52,8 @@ type Hub struct {
 	subscribed atomic.Int64 // topics held in Redis
 	received   atomic.Int64 // messages read from Redis
 	delivered  atomic.Int64 // events pushed to streams
+
+	lag prometheus.Observer // seconds from publish to fan-out; nil: not measured
 }
 
 type shard struct {
@@ -216,6 +219,23 @@ func (h *Hub) Deliver(msg notification.Message) {
 		m.Push(ev)
 	}
 	h.delivered.Add(int64(len(e.members)))
+	h.observeLag(msg.Envelope)
+}
+
+// ObserveLag makes the hub report, for every message it fans out, the
+// seconds from its publish (the envelope's time, write-api's clock) to
+// the end of its fan-out. Once per message, not per stream: every
+// recipient was queued within the same call, and what a client's socket
+// adds after that is what slow-stream closes count. Call before Run.
+func (h *Hub) ObserveLag(o prometheus.Observer) { h.lag = o }
+
+func (h *Hub) observeLag(env []byte) {
+	if h.lag == nil {
+		return
+	}
+	if at, ok := notification.EnvelopeTime(env); ok {
+		h.lag.Observe(max(time.Since(at).Seconds(), 0)) // clocks of two hosts: never below zero
+	}
 }
 
 // Resubscribed tells the topic's members to check history (redisbus.Handler).

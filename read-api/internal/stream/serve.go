@@ -66,6 +66,9 @@ func (s *Stream) Begin(ctx context.Context, w http.ResponseWriter, opts Options)
 	w.WriteHeader(http.StatusOK)
 	s.out = sse.AppendRetry(s.out, s.limits.Retry.Milliseconds())
 	s.start(ctx, opts.LastEventID, targets)
+	if opts.LastEventID != "" {
+		s.countResume()
+	}
 	return s.flush(w, http.NewResponseController(w))
 }
 
@@ -125,14 +128,17 @@ func (r *runner) collect() (end bool, err error) {
 	s, opts := r.s, &r.opts
 	select {
 	case <-opts.Drain:
+		s.ended = endDrain
 		return true, s.closeForRebalance(r.w, r.rc)
 	default:
 	}
 	now := time.Now()
 	if !now.Before(r.maxAgeAt) {
+		s.ended = endMaxAge
 		return true, s.closeForRebalance(r.w, r.rc)
 	}
 	if !now.Before(opts.Expiry) {
+		s.ended = endExpired
 		s.appendControl("stream.expired", []byte(`{"reason":"token expired"}`))
 		return true, s.flush(r.w, r.rc)
 	}

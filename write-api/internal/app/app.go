@@ -47,16 +47,19 @@ func New(cfg config.Config, log *zap.Logger) (*App, error) {
 		return nil, err
 	}
 	keys := redisbus.Keys{Prefix: cfg.Redis.KeyPrefix}
+	reg := httpserver.NewRegistry()
+	metrics := httpapi.NewMetrics(reg)
 	pub := redisbus.NewPublisher(client, keys, redisbus.PublisherConfig{
-		HistoryMaxLen: cfg.HistoryMaxLen, HistoryTTL: cfg.HistoryTTL, Sharded: sharded, OnceWindow: ingest.IdempotencyTTL,
+		HistoryMaxLen: cfg.HistoryMaxLen, HistoryTTL: cfg.HistoryTTL, Sharded: sharded,
+		OnceWindow: ingest.IdempotencyTTL, ScriptLatency: metrics.ScriptLatency,
 	})
 	service := ingest.NewService(pub, ingest.NewIdempotency(client, keys))
 
-	reg := httpserver.NewRegistry()
 	engine := httpserver.NewEngine(log, cfg.CORSOrigins)
 	httpserver.MountOps(engine, reg, func(ctx context.Context) error { return redisbus.Ping(ctx, client) })
 	httpapi.New(verifier, service, ingest.Limits{MaxDataBytes: cfg.MaxDataBytes, MaxBatch: cfg.MaxBatch}, log).
 		WithRateLimit(httpapi.RateLimit{PerSecond: cfg.PublishRateLimit, Burst: cfg.RateBurst()}).
+		WithMetrics(metrics).
 		Mount(engine)
 
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
