@@ -15,12 +15,12 @@
     board: $('board'), log: $('log'),
   };
 
-  let session = null;   // {token, topics, types, urls} of the current Connect
+  let conn = null;      // {token, topics, types, urls} of the current Connect
   let es = null;        // the live EventSource, if any
   let timer = 0;        // pending manual reconnect
   let attempt = 0;      // failed attempts in a row
   let urlIndex = 0;     // which base URL the next connection uses
-  let opens = 0;        // successful opens in this session
+  let opens = 0;        // successful opens since Connect
   let cursor = '';      // lastEventId of the last event: where a reconnect resumes
   let cursorKey = null; // the topic set the cursor belongs to
   let reconnects = 0, count = 0, dupes = 0;
@@ -75,10 +75,10 @@
   }
 
   function streamURL() {
-    const base = session.urls[urlIndex % session.urls.length].replace(/\/+$/, '');
+    const base = conn.urls[urlIndex % conn.urls.length].replace(/\/+$/, '');
     const q = new URLSearchParams();
-    for (const t of session.topics) q.append('topic', t);
-    q.set('access_token', session.token);
+    for (const t of conn.topics) q.append('topic', t);
+    q.set('access_token', conn.token);
     if (cursor) q.set('lastEventId', cursor);
     return base + '/v1/stream?' + q.toString();
   }
@@ -91,13 +91,13 @@
       return;
     }
     stop();
-    session = { token, topics: list(ui.topics.value), types: list(ui.types.value), urls: list(ui.urls.value) };
-    if (session.urls.length === 0) session.urls = [''];
+    conn = { token, topics: list(ui.topics.value), types: list(ui.types.value), urls: list(ui.urls.value) };
+    if (conn.urls.length === 0) conn.urls = [''];
     store.set('token', token);
     store.set('topics', ui.topics.value);
     store.set('types', ui.types.value);
     store.set('urls', ui.urls.value);
-    const key = session.topics.join(',');
+    const key = conn.topics.join(',');
     if (cursorKey !== null && cursorKey !== key) setCursor(''); // that cursor covers other topics
     cursorKey = key;
     ui.token.classList.remove('attention');
@@ -132,7 +132,7 @@
       if (es !== src) return;
       // One URL and the browser retrying by itself (sending Last-Event-ID):
       // let it. Otherwise take over: next URL, backoff with jitter.
-      if (src.readyState === EventSource.CONNECTING && session.urls.length === 1) {
+      if (src.readyState === EventSource.CONNECTING && conn.urls.length === 1) {
         setState('reconnecting');
         return;
       }
@@ -140,7 +140,7 @@
       es = null;
       retryLater();
     };
-    listen(['message', ...CONTROL, ...session.types]);
+    listen(['message', ...CONTROL, ...conn.types]);
   }
 
   function listen(types) {
@@ -153,7 +153,7 @@
   }
 
   function retryLater() {
-    if (tokenExpired(session.token)) { expired('the token expired while reconnecting'); return; }
+    if (tokenExpired(conn.token)) { expired('the token expired while reconnecting'); return; }
     attempt++;
     urlIndex++;
     const delay = Math.min(MAX_DELAY, 500 * 2 ** (attempt - 1)) * (0.5 + Math.random() / 2);
@@ -259,9 +259,9 @@
     ui.urls.value = pick('urls');
     if (location.hash) history.replaceState(null, '', location.pathname + location.search); // keep the token out of the address bar
     ui.form.addEventListener('submit', (e) => { e.preventDefault(); connect(); });
-    ui.disconnect.addEventListener('click', () => { stop(); session = null; setState('closed'); });
+    ui.disconnect.addEventListener('click', () => { stop(); conn = null; setState('closed'); });
     ui.token.addEventListener('input', showClaims);
-    ui.types.addEventListener('change', () => { if (session) { session.types = list(ui.types.value); listen(session.types); } });
+    ui.types.addEventListener('change', () => { if (conn) { conn.types = list(ui.types.value); listen(conn.types); } });
     showClaims();
     setState('idle');
     if (frag.get('token')) connect();
