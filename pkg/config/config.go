@@ -157,7 +157,8 @@ func Load(cfg any, environ map[string]string) error {
 		}
 		for _, key := range keys[pe.Name] {
 			if v, set := environ[key]; set {
-				errs = append(errs, Invalid(key, v, "must be %s", kind(pe.Type)))
+				k, _ := KindOf(pe.Type)
+				errs = append(errs, Invalid(key, v, "must be %s", k.Want))
 			}
 		}
 	}
@@ -178,18 +179,31 @@ func envKeys(t reflect.Type, keys map[string][]string) map[string][]string {
 	return keys
 }
 
-// kind says what a variable of type t must hold.
-func kind(t reflect.Type) string {
+// Kind is what a variable of one family of Go types must hold, and a
+// value it does not accept (for tests).
+type Kind struct{ Want, Bad string }
+
+// KindOf is the Kind of variables of type t; false for strings and lists,
+// which any text parses as.
+func KindOf(t reflect.Type) (Kind, bool) {
 	switch {
 	case t == reflect.TypeFor[time.Duration]():
-		return "a duration like 20s, 1m30s or 1h"
+		return Kind{"a duration like 20s, 1m30s or 1h", "often"}, true
 	case t.Kind() == reflect.Bool:
-		return "true or false"
+		return Kind{"true or false", "maybe"}, true
 	case t.Kind() >= reflect.Int && t.Kind() <= reflect.Uint64:
-		return "a whole number"
+		return Kind{"a whole number", "many"}, true
 	case t.Kind() == reflect.Float32 || t.Kind() == reflect.Float64:
-		return "a number"
-	default:
-		return "a valid " + t.String()
+		return Kind{"a number", "lots"}, true
 	}
+	return Kind{"a valid " + t.String(), ""}, false
+}
+
+// LoadValid loads a service's configuration (see Load) and validates it.
+func LoadValid[C interface{ Validate() error }](environ map[string]string) (C, error) {
+	var c C
+	if err := Load(&c, environ); err != nil {
+		return c, err
+	}
+	return c, c.Validate()
 }

@@ -7,7 +7,6 @@ import (
 	"reflect"
 	"strings"
 	"testing"
-	"time"
 
 	"notify/pkg/auth"
 	"notify/pkg/config"
@@ -70,8 +69,8 @@ func Check[C any](t *testing.T, load func(map[string]string) (C, error), common 
 		covered[c.Var] = true
 	}
 	for name, typ := range vars(reflect.TypeFor[C]()) {
-		if bad := badOfType(typ); bad != "" {
-			cases = append(cases, Case{Var: name, Value: bad})
+		if k, typed := config.KindOf(typ); typed {
+			cases = append(cases, Case{Var: name, Value: k.Bad})
 		} else if !covered[name] {
 			t.Errorf("%s has no bad-value case and is not in AnyValue", name)
 		}
@@ -132,19 +131,4 @@ func vars(t reflect.Type) map[string]reflect.Type {
 		}
 	}
 	return out
-}
-
-// badOfType is a value no variable of type t accepts, "" for strings.
-func badOfType(t reflect.Type) string {
-	switch {
-	case t == reflect.TypeFor[time.Duration]():
-		return "often"
-	case t.Kind() == reflect.Bool:
-		return "maybe"
-	case t.Kind() >= reflect.Int && t.Kind() <= reflect.Uint64:
-		return "many"
-	case t.Kind() == reflect.Float32 || t.Kind() == reflect.Float64:
-		return "lots"
-	}
-	return ""
 }

@@ -26,13 +26,7 @@ type Config struct {
 
 // Load reads the configuration from environ, or the process environment
 // when environ is nil, and validates it.
-func Load(environ map[string]string) (Config, error) {
-	var c Config
-	if err := shared.Load(&c, environ); err != nil {
-		return c, err
-	}
-	return c, c.Validate()
-}
+func Load(environ map[string]string) (Config, error) { return shared.LoadValid[Config](environ) }
 
 // Validate rejects settings the service cannot run with.
 func (c Config) Validate() error {
