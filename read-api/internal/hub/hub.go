@@ -2,7 +2,6 @@ package hub
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"hash/maphash"
 	"sync"
@@ -35,9 +34,6 @@ const shardCount = 64
 const UnsubscribeAfter = 2 * time.Second
 
 const janitorTick = time.Second
-
-// ErrClosed is returned by Join after the hub stopped.
-var ErrClosed = errors.New("hub closed")
 
 // Hub is the pod's registry of topic → streams.
 type Hub struct {
@@ -247,20 +243,6 @@ func (h *Hub) Resubscribed(topic string) {
 		for m := range e.members {
 			m.Resync(topic)
 		}
-	}
-}
-
-// ResyncAll tells every member to check every topic against history.
-func (h *Hub) ResyncAll() {
-	for i := range h.shards {
-		s := &h.shards[i]
-		s.mu.RLock()
-		for t, e := range s.topics {
-			for m := range e.members {
-				m.Resync(t)
-			}
-		}
-		s.mu.RUnlock()
 	}
 }
 

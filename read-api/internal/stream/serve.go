@@ -109,9 +109,9 @@ func newRunner(s *Stream, ctx context.Context, w http.ResponseWriter, opts Optio
 
 // step does one round: the deadlines first, then whatever was queued, in
 // one write. It keeps its own frame small, so that a round's deepest call
-// chain, the write, fits in a new goroutine's 2 KiB stack: a round that
-// outgrew it copied its stack every time (17 % of read-api's CPU in a
-// broadcast profile).
+// chain, the write, fits in a new goroutine's starting stack: a round that
+// outgrew it copied its stack every time, a large share of read-api's CPU
+// under a broadcast (docs/bench.md).
 func (r *runner) step() (end bool, err error) {
 	if end, err = r.collect(); end {
 		return end, err
