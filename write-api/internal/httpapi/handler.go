@@ -133,7 +133,7 @@ func (h *Handler) authenticate(r *http.Request) (*auth.Claims, error) {
 	}
 	claims, err := h.verifier.Verify(tok)
 	if err != nil {
-		return nil, problem.Wrap(problem.Unauthenticated, err, "the token is invalid or expired")
+		return nil, problem.Wrap(problem.Unauthenticated, err, auth.Detail(err))
 	}
 	if !claims.HasScope(auth.ScopePublish) {
 		return nil, problem.New(problem.Forbidden, "the token lacks the %s scope", auth.ScopePublish)
