@@ -11,6 +11,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"os"
 	"slices"
 	"time"
 
@@ -179,6 +180,10 @@ func readJSONBody(r *http.Request, w http.ResponseWriter) ([]byte, error) {
 	var tooLarge *http.MaxBytesError
 	if errors.As(err, &tooLarge) {
 		return nil, problem.New(problem.TooLarge, "the body exceeds %d bytes", config.MaxBodyBytes)
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) { // the server's ReadTimeout, which bounds a slow sender
+		w.Header().Set("Connection", "close")
+		return nil, problem.Wrap(problem.Timeout, err, "the body did not arrive in time")
 	}
 	if err != nil {
 		return nil, problem.Wrap(problem.Invalid, err, "the body could not be read")
