@@ -58,7 +58,7 @@ func New(cfg config.Config, log *zap.Logger) (*App, error) {
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		_ = client.Close()
-		return nil, fmt.Errorf("write-api: listen on %s: %w", cfg.HTTPAddr, err)
+		return nil, fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
 	}
 	return &App{cfg: cfg, log: log, client: client, ln: ln, srv: httpserver.New(engine, log)}, nil
 }
