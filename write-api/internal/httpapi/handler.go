@@ -3,14 +3,13 @@
 package httpapi
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"io"
 	"mime"
 	"net/http"
+	"os"
 	"slices"
 	"time"
 
@@ -30,6 +29,7 @@ type Handler struct {
 	service  *ingest.Service
 	limits   ingest.Limits
 	rate     *publisherLimiter
+	metrics  *Metrics
 	log      *zap.Logger
 }
 
@@ -45,8 +45,17 @@ func (h *Handler) WithRateLimit(rl RateLimit) *Handler {
 	return h
 }
 
+// WithMetrics counts every publish request's outcome in m.
+func (h *Handler) WithMetrics(m *Metrics) *Handler {
+	h.metrics = m
+	return h
+}
+
 // Mount adds the routes.
 func (h *Handler) Mount(r gin.IRouter) {
+	if h.metrics != nil {
+		r = r.Group("", h.metrics.countPublish)
+	}
 	r.POST("/v1/notifications", h.publishOne)
 	r.POST("/v1/notifications/batch", h.publishBatch)
 }
@@ -133,7 +142,7 @@ func (h *Handler) authenticate(r *http.Request) (*auth.Claims, error) {
 	}
 	claims, err := h.verifier.Verify(tok)
 	if err != nil {
-		return nil, problem.Wrap(problem.Unauthenticated, err, "the token is invalid or expired")
+		return nil, problem.Wrap(problem.Unauthenticated, err, auth.Detail(err))
 	}
 	if !claims.HasScope(auth.ScopePublish) {
 		return nil, problem.New(problem.Forbidden, "the token lacks the %s scope", auth.ScopePublish)
@@ -180,22 +189,14 @@ func readJSONBody(r *http.Request, w http.ResponseWriter) ([]byte, error) {
 	if errors.As(err, &tooLarge) {
 		return nil, problem.New(problem.TooLarge, "the body exceeds %d bytes", config.MaxBodyBytes)
 	}
+	if errors.Is(err, os.ErrDeadlineExceeded) { // the server's ReadTimeout, which bounds a slow sender
+		w.Header().Set("Connection", "close")
+		return nil, problem.Wrap(problem.Timeout, err, "the body did not arrive in time")
+	}
 	if err != nil {
 		return nil, problem.Wrap(problem.Invalid, err, "the body could not be read")
 	}
 	return body, nil
-}
-
-func decodeStrict(body []byte, dst any) error {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(dst); err != nil {
-		return problem.Wrap(problem.Invalid, err, "malformed JSON: "+err.Error())
-	}
-	if dec.More() {
-		return problem.New(problem.Invalid, "malformed JSON: trailing data after the object")
-	}
-	return nil
 }
 
 func validIdempotencyKey(k string) bool {
