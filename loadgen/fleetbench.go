@@ -260,7 +260,7 @@ func (b *fleetBench) run() error {
 	peakRSS := <-peak
 
 	targets := map[string]int64{}
-	var accepted, pubErrs, missed int64
+	var accepted, pubErrs, missed, retried int64
 	for i, p := range pubs {
 		for j, t := range p.Topics {
 			targets[t] = results[i].LastN[j]
@@ -268,6 +268,7 @@ func (b *fleetBench) run() error {
 		accepted += results[i].Accepted
 		pubErrs += results[i].Errors
 		missed += results[i].Missed
+		retried += results[i].Retried
 	}
 	ver, err := b.f.Verify(targets)
 	if err != nil {
@@ -277,7 +278,7 @@ func (b *fleetBench) run() error {
 	wall := end.at.Sub(start.at).Seconds()
 	deliveries := end.stats.Received - start.stats.Received
 	readCPU := end.readCPU - start.readCPU
-	b.details["run"] = map[string]any{"accepted": accepted, "publish_errors": pubErrs, "publish_missed": missed,
+	b.details["run"] = map[string]any{"accepted": accepted, "publish_errors": pubErrs, "publish_missed": missed, "publish_retried": retried,
 		"deliveries": deliveries, "read_cpu_s": readCPU, "redis_cpu_s": redisCPU, "wall_s": wall, "peak_read_rss_mib": mib(peakRSS),
 		"per_pod_before": before, "per_pod_rollout_start": countsRolloutStart, "per_pod_after": after, "verify": ver.FleetReply,
 		"unexpected_ends": ver.Unexpected, "reconnects": ver.Reconnects, "refused_attempts": ver.Refused, "resets": ver.Resets}
@@ -293,7 +294,7 @@ func (b *fleetBench) run() error {
 	b.details["config"] = map[string]any{"streams": c.streams, "pods": c.pods, "duration_s": c.duration.Seconds(), "drain_timeout_s": c.drain.Seconds(),
 		"rate": c.rate * c.scale, "broadcast_every_s": c.bcastEvery.Seconds(), "snapshot_streams": snap, "rollout": c.rollout, "pod_cap": c.podCap, "scale": c.scale}
 
-	b.table(open, openSec, rss1, peakRSS, before, after, back, ver, phases, deliveries, readCPU, redisCPU, wall, pubErrs, snap, rerr)
+	b.table(open, openSec, rss1, peakRSS, before, after, back, ver, phases, deliveries, readCPU, redisCPU, wall, pubErrs, retried, snap, rerr)
 	fmt.Printf("\nNotify fleet: %s, %d CPUs, scale %.3g, %d streams, %d pods, %.0fs of publishing\n", time.Now().UTC().Format(time.RFC3339), numCPU(), c.scale, c.streams, c.pods, wall)
 	printTable(os.Stdout, b.rows)
 	js, _ := json.MarshalIndent(map[string]any{"rows": b.rows, "details": b.details, "scale": c.scale}, "", "  ")
@@ -463,7 +464,7 @@ func probeSnapshot(pub Target, readURL string) bool {
 		return false
 	}
 	defer pc.close()
-	status, err := pc.post("/v1/notifications", []byte(`{"topics":["fleet:probe"],"type":"lg","key":"probe","data":{}}`))
+	status, err := pc.post("/v1/notifications", []byte(`{"topics":["fleet:probe"],"type":"lg","key":"probe","data":{}}`), "")
 	if err != nil || status != http.StatusAccepted {
 		return false
 	}
@@ -505,12 +506,17 @@ func prepublishState(pub Target, topics []string, keys int) error {
 		for k := range batch {
 			batch[k] = job{topic: i, n: int64(k + 1)}
 		}
-		if err := post(pc, pub, cfg, batch); err != nil {
+		if _, err := post(pc, pub, cfg, batch, ""); err != nil {
 			return fmt.Errorf("fleet: state of %s: %w", topics[i], err)
 		}
 	}
 	return nil
 }
+
+// pubRetry is how long a publish whose outcome is unknown (write-api's
+// 503 when Redis does not answer in time) is retried with its
+// Idempotency-Key, as the contract asks of publishers.
+const pubRetry = 30 * time.Second
 
 // publishers is the seller workload: targeted notifications spread over
 // the sellers (some single, some in batches), a broadcast now and then,
@@ -528,20 +534,20 @@ func (b *fleetBench) publishers(sellers, fleetTopics []string) []PubConfig {
 	rate := c.rate * c.scale
 	var ps []PubConfig
 	if len(single) > 0 {
-		ps = append(ps, PubConfig{Topics: single, Rate: rate * float64(len(single)) / float64(len(sellers)), Duration: c.duration, Conc: 8, Seq: true})
+		ps = append(ps, PubConfig{Topics: single, Rate: rate * float64(len(single)) / float64(len(sellers)), Duration: c.duration, Conc: 8, Seq: true, Retry: pubRetry})
 	}
 	if len(batched) > 0 {
 		ps = append(ps, PubConfig{Topics: batched, Rate: rate * float64(len(batched)) / float64(len(sellers)), Duration: c.duration,
-			Batch: 100, Linger: 100 * time.Millisecond, Conc: 2, Seq: true})
+			Batch: 100, Linger: 100 * time.Millisecond, Conc: 2, Seq: true, Retry: pubRetry})
 	}
-	ps = append(ps, PubConfig{Topics: []string{"broadcast"}, Rate: 1 / c.bcastEvery.Seconds(), Duration: c.duration, Conc: 1, Seq: true})
+	ps = append(ps, PubConfig{Topics: []string{"broadcast"}, Rate: 1 / c.bcastEvery.Seconds(), Duration: c.duration, Conc: 1, Seq: true, Retry: pubRetry})
 	if len(fleetTopics) > 0 {
 		start := make([]int64, len(fleetTopics))
 		for i := range start {
 			start[i] = int64(c.snapKeys)
 		}
 		ps = append(ps, PubConfig{Topics: fleetTopics, Rate: max(1, 20*c.scale), Duration: c.duration, Conc: 1, Seq: true,
-			SeqStart: start, Keys: c.snapKeys})
+			SeqStart: start, Keys: c.snapKeys, Retry: pubRetry})
 	}
 	return ps
 }

@@ -20,7 +20,7 @@ const (
 
 // table turns the run's figures into the report's rows.
 func (b *fleetBench) table(open Reply, openSec float64, rss, peakRSS int64, before, after map[string]int, backs []PodBack,
-	ver Reply, phases map[string]any, deliveries int64, readCPU, redisCPU, wall float64, pubErrs int64, snap bool, rerr error) {
+	ver Reply, phases map[string]any, deliveries int64, readCPU, redisCPU, wall float64, pubErrs, retried int64, snap bool, rerr error) {
 	c := b.cfg
 	sc := fmt.Sprintf("fleet %d streams, %d pods", c.streams, c.pods)
 	add := func(r Row) {
@@ -54,7 +54,7 @@ func (b *fleetBench) table(open Reply, openSec float64, rss, peakRSS int64, befo
 			Note: fmt.Sprintf("targeted %.1f ms, broadcast %.1f ms; max %.0f ms", tg["p999_ms"], bc["p999_ms"], all["max_ms"])})
 	}
 	add(Row{Scenario: sc, Metric: "notifications lost", Unit: "n", Notify: float64(ver.Lost), Target: "0", Met: bptr(ver.Lost == 0 && pubErrs == 0 && ver.Failed == 0),
-		Note: fmt.Sprintf("checked per stream and topic against the last accepted n; %d deliveries; %d streams missing some; %d publish errors; %d streams gave up", deliveries, ver.StreamsLost, pubErrs, ver.Failed)})
+		Note: fmt.Sprintf("checked per stream and topic against the last accepted n; %d deliveries; %d streams missing some; %d publish errors, %d requests retried with their Idempotency-Key; %d streams failed", deliveries, ver.StreamsLost, pubErrs, retried, ver.Failed)})
 	add(Row{Scenario: sc, Metric: "notifications duplicated", Unit: "n", Notify: float64(ver.Dups), Target: "0", Met: bptr(ver.Dups == 0 && ver.Unaccounted == 0),
 		Note: fmt.Sprintf("%d stream.reset; %d beyond the last accepted", ver.Resets, ver.Unaccounted)})
 	backTarget := c.drain.Seconds() + backMarginSecs

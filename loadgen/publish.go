@@ -29,6 +29,10 @@ type PubConfig struct {
 	SeqStart []int64       // per topic: n already used (continue a sequence)
 	Linger   time.Duration // paced batches: wait up to this long for a batch to fill
 	Keys     int           // > 0: notification n carries key "k<(n-1) mod Keys>" (keyed state)
+	// Retry > 0: each request carries an Idempotency-Key, and one whose
+	// outcome is unknown (503, 409, a broken connection) is sent again,
+	// same body and key, for up to this long: published once, never lost.
+	Retry time.Duration
 }
 
 // PubResult is what a publish run achieved.
@@ -36,6 +40,7 @@ type PubResult struct {
 	Accepted int64         // notifications answered 202
 	Errors   int64         // failed requests
 	Missed   int64         // paced notifications not sent: publishers were busy
+	Retried  int64         // requests sent again with their Idempotency-Key
 	Elapsed  time.Duration //
 	LastN    []int64       // per topic: last n accepted
 }
@@ -50,7 +55,8 @@ type job struct {
 func Publish(ctx context.Context, t Target, cfg PubConfig) PubResult {
 	cfg.Conc = max(cfg.Conc, 1)
 	cfg.Batch = max(cfg.Batch, 1)
-	var accepted, errs, missed atomic.Int64
+	var accepted, errs, missed, retried atomic.Int64
+	run := strconv.FormatInt(time.Now().UnixNano(), 36) // Idempotency-Keys of this run
 	lastN := make([]atomic.Int64, len(cfg.Topics))
 	seq := make([]int64, len(cfg.Topics))
 	copy(seq, cfg.SeqStart)
@@ -72,6 +78,7 @@ func Publish(ctx context.Context, t Target, cfg PubConfig) PubResult {
 			}
 			defer pc.close()
 			var batch []job
+			reqs := 0
 			next := w % len(cfg.Topics) // unpaced: this worker's own topics
 			for {
 				batch = batch[:0]
@@ -130,7 +137,14 @@ func Publish(ctx context.Context, t Target, cfg PubConfig) PubResult {
 				}
 				// In-flight requests finish after the deadline: one cut off
 				// might still have been published, which would break n.
-				if err := post(pc, t, cfg, batch); err != nil {
+				key := ""
+				if cfg.Retry > 0 {
+					reqs++
+					key = "lg-" + run + "-" + strconv.Itoa(w) + "-" + strconv.Itoa(reqs)
+				}
+				again, err := post(pc, t, cfg, batch, key)
+				retried.Add(int64(again))
+				if err != nil {
 					errs.Add(1)
 					continue
 				}
@@ -170,7 +184,7 @@ func Publish(ctx context.Context, t Target, cfg PubConfig) PubResult {
 		tick.Stop()
 	}
 	wg.Wait()
-	r := PubResult{Accepted: accepted.Load(), Errors: errs.Load(), Missed: missed.Load(), Elapsed: time.Since(start)}
+	r := PubResult{Accepted: accepted.Load(), Errors: errs.Load(), Missed: missed.Load(), Retried: retried.Load(), Elapsed: time.Since(start)}
 	r.LastN = make([]int64, len(lastN))
 	for i := range lastN {
 		r.LastN[i] = lastN[i].Load()
@@ -198,7 +212,10 @@ func appendNotification(b []byte, topic string, j job, seq bool, keys int) []byt
 	return append(b, "}}"...)
 }
 
-func post(pc *pubConn, t Target, cfg PubConfig, batch []job) error {
+// post sends batch (one notification unless cfg.Batch > 1) and, with a
+// key, sends it again while its outcome is unknown, up to cfg.Retry. It
+// returns how many times it sent it again.
+func post(pc *pubConn, t Target, cfg PubConfig, batch []job, key string) (int, error) {
 	var body []byte
 	path := "/v1/notifications"
 	if t.Baseline {
@@ -217,12 +234,19 @@ func post(pc *pubConn, t Target, cfg PubConfig, batch []job) error {
 	} else {
 		body = appendNotification(body, cfg.Topics[batch[0].topic], batch[0], cfg.Seq, cfg.Keys)
 	}
-	status, err := pc.post(path, body)
-	if err != nil {
-		return err
+	deadline := time.Now().Add(cfg.Retry)
+	for again := 0; ; again++ {
+		status, err := pc.post(path, body, key)
+		if err == nil && status == http.StatusAccepted {
+			return again, nil
+		}
+		if err == nil {
+			err = fmt.Errorf("status %d", status)
+		}
+		unknown := status == 0 || status == http.StatusServiceUnavailable || status == http.StatusConflict
+		if key == "" || !unknown || time.Now().After(deadline) {
+			return again, err
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
-	if status != http.StatusAccepted {
-		return fmt.Errorf("status %d", status)
-	}
-	return nil
 }
