@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/url"
 	"os"
 	"strconv"
@@ -18,8 +19,9 @@ import (
 // Fleet streams (loadgen fleet): each stream is a seller on its own topic
 // (and broadcast), some with a second topic opened with a snapshot. They
 // connect through an emulated Service (service.go) and, when a pod ends
-// them, reconnect as a browser's EventSource does: after the server's
-// retry time, with Last-Event-ID, to whichever pod the Service picks.
+// them, reconnect as the project's browser client (clients/js) does: with
+// Last-Event-ID, to whichever pod the Service picks, after a full-jitter
+// backoff from the server's retry time that grows while pods refuse.
 // Every event is checked against its topic's sequence number n.
 
 // FleetOpen configures a worker's streams as fleet streams.
@@ -28,7 +30,7 @@ type FleetOpen struct {
 	Quota    int        `json:"quota"`     // streams per pod for this worker; 0: no cap
 	Extra    []string   `json:"extra"`     // per stream: a second topic opened with snapshot=true, or ""
 	SnapKeys int64      `json:"snap_keys"` // keys each second topic's state holds before the streams open
-	RetryMS  int        `json:"retry_ms"`  // wait before a reconnect; < 0: the server's retry field
+	RetryMS  int        `json:"retry_ms"`  // backoff base of a reconnect; < 0: the server's retry field
 }
 
 // FleetReply is what fleet streams add to a worker's reply.
@@ -222,15 +224,22 @@ func (w *worker) runFleet(s *lstream) {
 	}
 }
 
-// reconnectFleet waits the reconnection time, as an EventSource does,
-// then offers the stream to the Service until a pod takes it.
+// maxBackoff caps a reconnect's wait, as the browser client's default.
+const maxBackoff = 30 * time.Second
+
+// reconnectFleet offers the stream to the Service until a pod takes it,
+// waiting before each attempt a uniformly random time up to the server's
+// retry time, doubled after each refusal up to maxBackoff (the browser
+// client's full jitter): clients that lost their pod together do not
+// come back together, and refusals do not turn into a storm.
 func (w *worker) reconnectFleet(s *lstream) bool {
 	if s.p.LastEventID() == "" {
 		w.fleet.noCursor.Add(1)
 	}
-	deadline := time.Now().Add(2 * time.Minute)
+	deadline := time.Now().Add(5 * time.Minute)
 	for gen := 1; time.Now().Before(deadline); gen++ {
-		if !w.pause(w.fleet.delay(s.p)) {
+		limit := min(maxBackoff, w.fleet.delay(s.p)<<min(gen-1, 10))
+		if !w.pause(rand.N(limit + 1)) {
 			return false
 		}
 		if err := w.connectFleet(s, gen); err == nil {

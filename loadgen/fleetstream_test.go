@@ -59,7 +59,7 @@ func TestFleetStreamChecksSequences(t *testing.T) {
 	w := &worker{}
 	r := w.do(Cmd{Op: "open", Secret: benchSecret, Topics: []string{"seller:1"}, Concurrency: 1,
 		Fleet: &FleetOpen{Pods: []Endpoint{{ID: 0, URL: srv.URL}, {ID: 1, URL: srv.URL}}, Extra: []string{"fleet:0"}, SnapKeys: 2, RetryMS: -1}})
-	if r.Err != "" || r.Open != 1 {
+	if r.Err != "" || r.Failed != 0 {
 		t.Fatalf("open: %+v", r)
 	}
 	defer w.drop()

@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"strconv"
 	"sync"
 )
 
@@ -44,7 +45,10 @@ func (s *service) setEndpoints(eps []Endpoint) {
 
 // connect offers the stream to each endpoint once, round robin from the
 // one after the last used, until try accepts one; full endpoints are
-// skipped without a try. It returns the endpoint holding the stream.
+// skipped without a try. An endpoint that answers (an HTTP status other
+// than 200: a *statusError) ends the attempt, as a Service does not retry
+// requests: the client backs off. It returns the endpoint holding the
+// stream.
 func (s *service) connect(try func(Endpoint) error) (Endpoint, error) {
 	s.mu.Lock()
 	eps := s.eps
@@ -57,6 +61,9 @@ func (s *service) connect(try func(Endpoint) error) (Endpoint, error) {
 		}
 		if err := try(ep); err != nil {
 			s.release(ep.ID)
+			if _, answered := errors.AsType[*statusError](err); answered {
+				return Endpoint{}, err
+			}
 			last = err
 			continue
 		}
@@ -109,3 +116,8 @@ func (s *service) has(id int) bool {
 	}
 	return false
 }
+
+// statusError is a pod's answer other than 200 to a stream request.
+type statusError struct{ code int }
+
+func (e *statusError) Error() string { return "status " + strconv.Itoa(e.code) }

@@ -35,7 +35,7 @@ func TestServiceSkipsRefusals(t *testing.T) {
 	ep, err := s.connect(func(ep Endpoint) error {
 		tried = append(tried, ep.ID)
 		if ep.ID != 2 {
-			return errors.New("status 503")
+			return errors.New("connection refused")
 		}
 		return nil
 	})
@@ -47,6 +47,15 @@ func TestServiceSkipsRefusals(t *testing.T) {
 	}
 	if _, err := s.connect(func(Endpoint) error { return errors.New("refused") }); err == nil {
 		t.Fatal("every pod refused: want an error")
+	}
+	// A pod's HTTP answer ends the attempt: the client backs off.
+	tried = tried[:0]
+	_, err = s.connect(func(ep Endpoint) error {
+		tried = append(tried, ep.ID)
+		return &statusError{503}
+	})
+	if _, ok := errors.AsType[*statusError](err); !ok || len(tried) != 1 {
+		t.Fatalf("got %v after trying %v; want the 503 after one pod", err, tried)
 	}
 }
 

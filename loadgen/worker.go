@@ -287,7 +287,7 @@ func (w *worker) request(s *lstream, base string, gen int) (net.Conn, *bufio.Rea
 	}
 	if status != http.StatusOK {
 		conn.Close()
-		return nil, nil, fmt.Errorf("status %d", status)
+		return nil, nil, &statusError{status}
 	}
 	_ = conn.SetDeadline(time.Time{})
 	return conn, br, nil
