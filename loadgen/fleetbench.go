@@ -444,7 +444,9 @@ func (o fleetOps) waitBack(old, replacement int) PodBack {
 		if st.Open == 0 && st.Back == st.Ended {
 			break
 		}
-		time.Sleep(200 * time.Millisecond)
+		// Every stats call costs each worker a snapshot of its
+		// histograms: on a shared machine, taken from the pods.
+		time.Sleep(time.Second)
 	}
 	pb := PodBack{Pod: old, Replacement: replacement, Streams: st.Ended, Back: st.Back, MaxGapS: float64(st.MaxGapUS) / 1e6,
 		ExitS: p.exitIn.Seconds(), ExitOK: p.exitOK}
