@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"notify/pkg/auth"
+	"notify/pkg/httpserver"
 	"notify/pkg/notification"
 	"notify/pkg/problem"
 	"notify/read-api/internal/hangup"
@@ -83,73 +84,65 @@ func (h *Handler) stream(c *gin.Context) {
 		return
 	}
 	s := stream.New(topics, h.history, h.limits.Stream, h.log)
-	joinCtx, cancel := context.WithTimeout(r.Context(), JoinTimeout)
-	err = h.hub.Join(joinCtx, s, topics)
-	if err == nil {
-		err = s.Open(joinCtx)
-		if err != nil {
-			h.hub.Leave(s, topics)
-		}
-	}
-	cancel()
-	if err != nil {
+	if err := h.join(r.Context(), s, topics); err != nil {
 		h.subjects.release(subject)
+		if r.Context().Err() != nil { // the client left: nobody to answer, nothing failed
+			httpserver.SetOutcome(c, httpserver.Outcome{Note: "client went away before its stream started"})
+			c.Abort()
+			return
+		}
 		h.fail(c, &problem.Error{Code: problem.Unavailable, Detail: "Redis is unavailable; retry later", RetryAfter: time.Second, Err: err})
 		return
 	}
 	// A stream lives for an hour: take the connection from net/http, so
 	// its per-connection buffers and the handler's goroutine are freed; at
 	// rest the stream is then only memory and a timer (stream.Detached).
-	hc, hijackErr := hijack(c.Writer)
-	drained, release := h.drain.Register(s.Wake)
-	h.metrics.Connections.Inc()
-	done := func(err error) {
-		h.metrics.Connections.Dec()
-		release()
+	hc, err := hijack(c.Writer)
+	if err != nil && !errors.Is(err, errCannotHijack) {
 		h.hub.Leave(s, topics)
 		h.subjects.release(subject)
-		switch {
-		case errors.Is(err, stream.ErrSlow):
-			h.metrics.SlowClosed.Inc()
-		case err != nil:
-			h.log.Debug("stream ended", zap.Error(err))
-		}
+		httpserver.SetOutcome(c, httpserver.Outcome{Note: "stream refused: " + err.Error()})
+		return
 	}
-
-	lastEventID := r.Header.Get("Last-Event-ID")
-	if lastEventID == "" {
-		lastEventID = r.URL.Query().Get("lastEventId")
-	}
+	drained, release := h.drain.Register(s.Wake)
+	h.metrics.Connections.Inc()
+	l := &lifecycle{h: h, s: s, topics: topics, subject: subject, release: release}
 	opts := stream.Options{
-		LastEventID: lastEventID,
+		LastEventID: lastEventID(r),
 		Expiry:      claims.ExpiresAt.Time,
 		MaxAge:      jitter(h.limits.MaxConnectionAge),
 		Drain:       drained,
 	}
-	if hijackErr != nil {
-		done(s.Serve(r.Context(), c.Writer, opts))
+	if hc == nil {
+		l.end(s.Serve(r.Context(), c.Writer, opts))
 		return
 	}
-	// The replay runs here, on the request's goroutine; history reads are
-	// bounded by the Redis client's own timeouts.
-	if err := s.Begin(context.Background(), hc, opts); err != nil {
-		_ = hc.conn.Close()
-		done(err)
-		return
+	l.conn = hc.conn
+	l.detach(c, hc, opts)
+}
+
+// join subscribes the stream's topics and reads their positions, within
+// JoinTimeout: the last steps that can fail before the response starts.
+func (h *Handler) join(ctx context.Context, s *stream.Stream, topics []string) error {
+	ctx, cancel := context.WithTimeout(ctx, JoinTimeout)
+	defer cancel()
+	if err := h.hub.Join(ctx, s, topics); err != nil {
+		return err
 	}
-	var unwatch func()
-	d := s.Detach(context.Background(), hc, opts, func(err error) {
-		if unwatch != nil {
-			unwatch()
-		}
-		_ = hc.conn.Close()
-		done(err)
-	})
-	unwatch, err = h.hangups.Watch(hc.conn, d.Hangup)
-	if err != nil {
-		h.log.Warn("stream without hang-up watch", zap.Error(err)) // it still ends on its first failed write
+	if err := s.Open(ctx); err != nil {
+		h.hub.Leave(s, topics)
+		return err
 	}
-	d.Start()
+	return nil
+}
+
+// lastEventID is the client's cursor: the Last-Event-ID header, or the
+// lastEventId parameter a new EventSource can send.
+func lastEventID(r *http.Request) string {
+	if id := r.Header.Get("Last-Event-ID"); id != "" {
+		return id
+	}
+	return r.URL.Query().Get("lastEventId")
 }
 
 // authorize verifies the token and picks the stream's topics: those asked

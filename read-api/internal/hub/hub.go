@@ -101,7 +101,14 @@ func (h *Hub) Join(ctx context.Context, m Member, topics []string) error {
 		entries[i] = e
 	}
 	if len(created) > 0 {
-		h.subscribe(ctx, created, createdEntries)
+		// Others may join these topics meanwhile and wait for this
+		// subscribe: a client that leaves must not fail it for them.
+		subCtx, cancel := context.WithoutCancel(ctx), context.CancelFunc(func() {})
+		if deadline, ok := ctx.Deadline(); ok {
+			subCtx, cancel = context.WithDeadline(subCtx, deadline)
+		}
+		h.subscribe(subCtx, created, createdEntries)
+		cancel()
 	}
 	for i, e := range entries {
 		select {

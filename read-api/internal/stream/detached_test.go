@@ -30,8 +30,8 @@ func detached(t *testing.T, h *history, topics []string, l Limits, opts Options)
 		t.Fatal(err)
 	}
 	ended := make(chan error, 2)
-	d := s.Detach(t.Context(), rec, opts, func(err error) { ended <- err })
-	d.Start()
+	d := s.Detach(t.Context(), opts)
+	d.Start(func(err error) { ended <- err })
 	return s, d, rec, ended
 }
 
@@ -84,8 +84,8 @@ func TestDetachedDeliversAndEndsOnHangup(t *testing.T) {
 	}
 	s.Push(h.add("a:1", 7, 1)) // between Begin and Start: taken by the first round
 	ended := make(chan error, 2)
-	d := s.Detach(t.Context(), rec, opts, func(err error) { ended <- err })
-	d.Start()
+	d := s.Detach(t.Context(), opts)
+	d.Start(func(err error) { ended <- err })
 	for seq := uint64(2); seq <= 50; seq++ {
 		s.Push(h.add("a:1", 7, seq))
 	}
@@ -209,7 +209,7 @@ func TestDetachedSlow(t *testing.T) {
 		s.Push(h.add("a:1", 7, seq))
 	}
 	ended := make(chan error, 2)
-	s.Detach(t.Context(), rec, opts, func(err error) { ended <- err }).Start()
+	s.Detach(t.Context(), opts).Start(func(err error) { ended <- err })
 	if err := endsWith(t, ended, "slow"); !errors.Is(err, ErrSlow) {
 		t.Fatalf("onEnd(%v), want ErrSlow", err)
 	}

@@ -71,7 +71,7 @@ func startSocket(t *testing.T, h *history, s *Stream, sock *socket, l Limits) <-
 		t.Fatal(err)
 	}
 	ended := make(chan error, 2)
-	s.Detach(t.Context(), sock, opts, func(err error) { ended <- err }).Start()
+	s.Detach(t.Context(), opts).Start(func(err error) { ended <- err })
 	return ended
 }
 
