@@ -91,6 +91,9 @@ func (a *App) Addr() string { return a.ln.Addr().String() }
 // Hub exposes the registry to tests that check it returns to baseline.
 func (a *App) Hub() *hub.Hub { return a.hub }
 
+// Streams is how many streams are open.
+func (a *App) Streams() int { return a.drain.Open() }
+
 func (a *App) ready(ctx context.Context) error {
 	if a.drain.Draining() {
 		return ErrDraining

@@ -22,11 +22,16 @@ const secret = "app-test-secret-app-test-secret-0123456789"
 
 func startApp(t *testing.T, r *redistest.Server) *App {
 	t.Helper()
+	return startAppWithLog(t, r, zap.NewNop())
+}
+
+func startAppWithLog(t *testing.T, r *redistest.Server, log *zap.Logger) *App {
+	t.Helper()
 	cfg, err := config.Load(map[string]string{"REDIS_URL": r.URL(), "JWT_HS256_SECRET": secret, "HTTP_ADDR": "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := New(cfg, zap.NewNop())
+	a, err := New(cfg, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -20,9 +21,10 @@ func newPlatform() (Watcher, error) { return NewEpoll() }
 type Epoll struct {
 	fd   int
 	file *os.File // fd, in Go's own poller
-	mu   sync.Mutex
-	next uint64
-	subs map[uint64]func()
+	mu       sync.Mutex
+	next     uint64
+	subs     map[uint64]func()
+	watching atomic.Int64 // descriptors in the interest list
 }
 
 // NewEpoll starts a watcher; it lives as long as the process.
@@ -70,13 +72,20 @@ func (e *Epoll) Watch(conn net.Conn, onHangup func()) (func(), error) {
 		e.forget(id)
 		return nil, fmt.Errorf("hangup: epoll_ctl add: %w", err)
 	}
+	e.watching.Add(1)
+	var once sync.Once
 	return func() {
+		once.Do(func() { e.watching.Add(-1) })
 		e.forget(id)
 		// Closing the connection would remove it too; removing it first
 		// keeps the interest list exact while the close is pending.
 		_ = rc.Control(func(fd uintptr) { _ = unix.EpollCtl(e.fd, unix.EPOLL_CTL_DEL, int(fd), nil) })
 	}, nil
 }
+
+// Watching is how many connections are registered: watched, or fired and
+// not canceled yet.
+func (e *Epoll) Watching() int { return int(e.watching.Load()) }
 
 func (e *Epoll) forget(id uint64) {
 	e.mu.Lock()

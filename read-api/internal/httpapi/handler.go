@@ -87,6 +87,7 @@ func (h *Handler) stream(c *gin.Context) {
 	if err := h.join(r.Context(), s, topics); err != nil {
 		h.subjects.release(subject)
 		if r.Context().Err() != nil { // the client left: nobody to answer, nothing failed
+			closeUnanswered(c.Writer)
 			httpserver.SetOutcome(c, httpserver.Outcome{Note: "client went away before its stream started"})
 			c.Abort()
 			return

@@ -140,3 +140,11 @@ func (h *hijacked) TryWrite(b []byte) (int, error) {
 func (h *hijacked) Flush() {}
 
 func (h *hijacked) SetWriteDeadline(t time.Time) error { return h.conn.SetWriteDeadline(t) }
+
+// closeUnanswered closes the connection of w without a response, where
+// net/http would otherwise send an empty 200.
+func closeUnanswered(w http.ResponseWriter) {
+	if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+		_ = conn.Close()
+	}
+}

@@ -313,3 +313,18 @@ func (h *Hub) Topics() int {
 	}
 	return n
 }
+
+// Members is how many stream registrations the registry holds, over all
+// topics.
+func (h *Hub) Members() int {
+	n := 0
+	for i := range h.shards {
+		s := &h.shards[i]
+		s.mu.RLock()
+		for _, e := range s.topics {
+			n += len(e.members)
+		}
+		s.mu.RUnlock()
+	}
+	return n
+}

@@ -214,3 +214,35 @@ func TestDetachedSlow(t *testing.T) {
 		t.Fatalf("onEnd(%v), want ErrSlow", err)
 	}
 }
+
+// A client that hangs up, and events pushed, before Start (while the
+// handler still registers the stream) run nothing: the first round is
+// Start's, it ends the stream once, and no waker is left on it.
+func TestDetachedWakesBeforeStartWaitForIt(t *testing.T) {
+	t.Parallel()
+	h := newHistory()
+	s := New([]string{"a:1"}, h, limits(), zap.NewNop())
+	rec := newRecorder()
+	opts := Options{Expiry: time.Now().Add(time.Hour), MaxAge: time.Hour}
+	if err := s.Begin(t.Context(), rec, opts); err != nil {
+		t.Fatal(err)
+	}
+	d := s.Detach(t.Context(), opts)
+	s.Push(h.add("a:1", 7, 1))
+	d.Hangup()
+	d.Wake()
+	if st := d.state.Load(); st != rerun {
+		t.Fatalf("state %d before Start, want a round asked for (%d) and none queued", st, rerun)
+	}
+	ended := make(chan error, 2)
+	d.Start(func(err error) { ended <- err })
+	if err := endsWith(t, ended, "hang-up before Start"); err != nil {
+		t.Fatalf("onEnd(%v), want nil after a hang-up", err)
+	}
+	s.mu.Lock()
+	w := s.waker
+	s.mu.Unlock()
+	if w != nil {
+		t.Fatal("an ended stream still has a waker")
+	}
+}
