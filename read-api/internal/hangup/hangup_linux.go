@@ -19,8 +19,8 @@ func newPlatform() (Watcher, error) { return NewEpoll() }
 // with a connection's close cannot be taken for a newer connection that
 // reused the descriptor number.
 type Epoll struct {
-	fd   int
-	file *os.File // fd, in Go's own poller
+	fd       int
+	file     *os.File // fd, in Go's own poller
 	mu       sync.Mutex
 	next     uint64
 	subs     map[uint64]func()
