@@ -89,7 +89,7 @@ func TestConnectDisconnectCyclesReturnToBaseline(t *testing.T) {
 }
 
 func cycle(t *testing.T, client *http.Client, base, topic string) {
-	tok, err := devtoken.Subscriber(secret, "notifications", "cycler", []string{topic}, time.Hour)
+	tok, err := devtoken.Subscriber(secret, "notifications", "cycler-"+topic, []string{topic}, time.Hour) // a subject each: a stream released late under load is not a 429
 	if err != nil {
 		t.Error(err)
 		return
