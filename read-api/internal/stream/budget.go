@@ -58,6 +58,6 @@ func (b *ReplayBudget) pageCount(largest int) int64 {
 // A first page reads few entries: their size is not known yet, and one can
 // be as large as the write API allows. Later pages are sized from it.
 const (
-	replayFirstEntries = 4
+	replayFirstEntries = 8
 	replayMaxEntries   = 500
 )
