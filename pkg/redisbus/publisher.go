@@ -18,26 +18,16 @@ var publishLua string
 
 var publishScript = redis.NewScript(publishLua)
 
-// Item is one event to publish on one topic.
-type Item struct {
-	Topic string
-	Body  string // notification.EncodeBody(type, envelope)
-	// Link is the event's link in the topic's chain (notification.LinkOf).
-	Link uint32
-	// OnceID, when set, is the notification id of a retried publish: if the
-	// topic's recent history already holds it, it is not published again.
-	OnceID string
-}
-
 // Publisher runs the publish script.
 type Publisher struct {
 	client     redis.UniversalClient
 	keys       Keys
 	maxLen     string
 	ttlMillis  string
+	onceMillis string
 	publishCmd string
 	sharded    bool // Redis Cluster: a script call's keys must share a slot
-	co         coalescer[Item, notification.Position]
+	co         coalescer[notification.Event, notification.Stored]
 }
 
 // PublisherConfig sizes the history.
@@ -45,7 +35,13 @@ type PublisherConfig struct {
 	HistoryMaxLen int64
 	HistoryTTL    time.Duration
 	Sharded       bool // Redis Cluster: SPUBLISH on the topic's shard
+	// OnceWindow is how long after its id was made an idempotent event
+	// (Event.Once) is still recognised when published again; 24 h if zero.
+	OnceWindow time.Duration
 }
+
+// defaultOnceWindow matches write-api's idempotency window.
+const defaultOnceWindow = 24 * time.Hour
 
 // NewPublisher wraps a client; the script is loaded lazily and reloaded
 // whenever Redis answers NOSCRIPT (restart, failover).
@@ -54,11 +50,20 @@ func NewPublisher(client redis.UniversalClient, keys Keys, cfg PublisherConfig) 
 	if cfg.Sharded {
 		cmd = "SPUBLISH"
 	}
+	window := cfg.OnceWindow
+	if window <= 0 {
+		window = defaultOnceWindow
+	}
+	// A once hash is created by the first event of its hour at the
+	// earliest and must outlive the window of the hour's last id; the
+	// extra hour absorbs clock skew between write-api and Redis.
+	onceTTL := window + onceBucket + time.Hour
 	p := &Publisher{
 		client:     client,
 		keys:       keys,
 		maxLen:     strconv.FormatInt(cfg.HistoryMaxLen, 10),
 		ttlMillis:  strconv.FormatInt(cfg.HistoryTTL.Milliseconds(), 10),
+		onceMillis: strconv.FormatInt(onceTTL.Milliseconds(), 10),
 		publishCmd: cmd,
 		sharded:    cfg.Sharded,
 	}
@@ -66,12 +71,12 @@ func NewPublisher(client redis.UniversalClient, keys Keys, cfg PublisherConfig) 
 	return p
 }
 
-// Publish stores and publishes every item and returns each item's
-// position; concurrent calls share round trips (coalesce.go). It succeeds
-// only when all items did: on error some items may have been published, so
-// callers retry with the same notification ids (subscribers can
-// deduplicate by id).
-func (p *Publisher) Publish(ctx context.Context, items []Item) ([]notification.Position, error) {
+// Publish stores and publishes every event and returns where each was
+// stored; concurrent calls share round trips (coalesce.go). It succeeds
+// only when all events did: on error some may have been published, so a
+// caller that retries must set Event.Once, which makes each event stored
+// at most once however often it is sent.
+func (p *Publisher) Publish(ctx context.Context, items []notification.Event) ([]notification.Stored, error) {
 	pos, err := p.co.do(ctx, items)
 	if err != nil {
 		return nil, fmt.Errorf("redisbus: publish: %w", err)
@@ -83,8 +88,8 @@ func (p *Publisher) Publish(ctx context.Context, items []Item) ([]notification.P
 // position or error: one script call for the batch, or in a cluster one
 // per partition (a call's keys must share a slot). Items keep their
 // batch order within a call, so each topic's events keep it too.
-func (p *Publisher) publish(ctx context.Context, items []Item) ([]notification.Position, []error) {
-	out := make([]notification.Position, len(items))
+func (p *Publisher) publish(ctx context.Context, items []notification.Event) ([]notification.Stored, []error) {
+	out := make([]notification.Stored, len(items))
 	errs := make([]error, len(items))
 	groups := p.group(items)
 	// At most two rounds: the second only for calls that met NOSCRIPT (a
@@ -124,7 +129,7 @@ func (p *Publisher) publish(ctx context.Context, items []Item) ([]notification.P
 
 // group splits the items into script calls: all in one, or in a cluster
 // one per partition, each in batch order.
-func (p *Publisher) group(items []Item) [][]int {
+func (p *Publisher) group(items []notification.Event) [][]int {
 	if !p.sharded {
 		all := make([]int, len(items))
 		for i := range all {
@@ -149,30 +154,48 @@ func (p *Publisher) group(items []Item) [][]int {
 
 // run sends one script call per group in one pipeline; errors stay on
 // each command.
-func (p *Publisher) run(ctx context.Context, items []Item, groups [][]int) []*redis.Cmd {
+func (p *Publisher) run(ctx context.Context, items []notification.Event, groups [][]int) []*redis.Cmd {
 	pipe := p.client.Pipeline()
 	cmds := make([]*redis.Cmd, len(groups))
 	for g, idx := range groups {
-		keys := make([]string, 0, 2*len(idx))
-		args := make([]any, 0, 3+4*len(idx))
-		args = append(args, p.maxLen, p.ttlMillis, p.publishCmd)
+		args := make([]any, 0, 3+3*len(idx)+4+4*len(idx))
+		args = append(args, "evalsha", publishScript.Hash(), 3*len(idx))
+		for _, i := range idx {
+			it := items[i]
+			meta := p.keys.Meta(it.Topic)
+			once := meta // any key of the topic's slot: the script does not touch it
+			if it.Once != "" {
+				once = p.keys.Once(it.Topic, it.Once)
+			}
+			args = append(args, meta, p.keys.History(it.Topic), once)
+		}
+		args = append(args, p.maxLen, p.ttlMillis, p.publishCmd, p.onceMillis)
 		for _, i := range idx {
 			it := items[i]
 			once := ""
-			if it.OnceID != "" {
-				once = `"id":"` + it.OnceID + `"`
+			if it.Once != "" {
+				once = it.Once + " " + it.Topic
 			}
-			keys = append(keys, p.keys.Meta(it.Topic), p.keys.History(it.Topic))
 			args = append(args, p.keys.Channel(it.Topic), it.Body, once, notification.FormatLink(max(it.Link, 1)))
 		}
-		cmds[g] = publishScript.EvalSha(ctx, pipe, keys, args...)
+		cmds[g] = redis.NewCmd(ctx, args...)
+		_ = pipe.Process(ctx, noRetry{cmds[g]})
 	}
 	_, _ = pipe.Exec(ctx) // per-command errors are read by settle
 	return cmds
 }
 
+// noRetry marks a script call go-redis must never send again by itself
+// (it would after a read timeout, on a new connection): the first call may
+// still run once Redis answers, and publishing is not idempotent.
+// Resending is left to publish, which does it only after NOSCRIPT, when
+// nothing ran.
+type noRetry struct{ *redis.Cmd }
+
+func (noRetry) NoRetry() bool { return true }
+
 // settle reads one call's replies, {epoch, seq} or an error per item.
-func settle(cmd *redis.Cmd, items []Item, idx []int, out []notification.Position, errs []error) {
+func settle(cmd *redis.Cmd, items []notification.Event, idx []int, out []notification.Stored, errs []error) {
 	replies, err := cmd.Slice()
 	if err == nil && len(replies) != len(idx) {
 		err = fmt.Errorf("%w: %d replies for %d events", notification.ErrBadMessage, len(replies), len(idx))
@@ -186,14 +209,15 @@ func settle(cmd *redis.Cmd, items []Item, idx []int, out []notification.Position
 		case error:
 			errs[i] = r
 		case []any:
-			if len(r) != 2 {
+			if len(r) != 2 && len(r) != 3 {
 				errs[i] = fmt.Errorf("%w: reply %v", notification.ErrBadMessage, r)
 				continue
 			}
 			epoch, _ := r[0].(string)
 			seq, _ := r[1].(string)
-			out[i], errs[i] = notification.ParsePosition(epoch, seq)
-			out[i].Link = max(items[i].Link, 1)
+			out[i].Pos, errs[i] = notification.ParsePosition(epoch, seq)
+			out[i].Pos.Link = max(items[i].Link, 1)
+			out[i].Existed = len(r) == 3
 		default:
 			errs[i] = fmt.Errorf("%w: reply %v", notification.ErrBadMessage, r)
 		}

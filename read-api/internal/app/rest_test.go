@@ -46,7 +46,7 @@ func TestRestingStreamsHoldNoGoroutine(t *testing.T) {
 
 	pub := redisbus.NewPublisher(r.Client(), redisbus.Keys{Prefix: "notify:"}, redisbus.PublisherConfig{HistoryMaxLen: 10, HistoryTTL: time.Hour})
 	env := []byte(`{"id":"01J00000000000000000000000","topic":"seller:7","type":"t","time":"2026-01-01T00:00:00Z","data":{"k":1}}`)
-	if _, err := pub.Publish(t.Context(), []redisbus.Item{{Topic: "seller:7", Body: notification.EncodeBody("t", env)}}); err != nil {
+	if _, err := pub.Publish(t.Context(), []notification.Event{{Topic: "seller:7", Body: notification.EncodeBody("t", env)}}); err != nil {
 		t.Fatal(err)
 	}
 	_ = conns[7].SetReadDeadline(time.Now().Add(5 * time.Second))

@@ -20,6 +20,8 @@ import (
 	"notify/write-api/internal/ingest"
 )
 
+var _ ingest.Bus = (*redisbus.Publisher)(nil)
+
 // App is a configured write-api, ready to Run.
 type App struct {
 	cfg    config.Config
@@ -45,7 +47,9 @@ func New(cfg config.Config, log *zap.Logger) (*App, error) {
 		return nil, err
 	}
 	keys := redisbus.Keys{Prefix: cfg.Redis.KeyPrefix}
-	pub := redisbus.NewPublisher(client, keys, redisbus.PublisherConfig{HistoryMaxLen: cfg.HistoryMaxLen, HistoryTTL: cfg.HistoryTTL, Sharded: sharded})
+	pub := redisbus.NewPublisher(client, keys, redisbus.PublisherConfig{
+		HistoryMaxLen: cfg.HistoryMaxLen, HistoryTTL: cfg.HistoryTTL, Sharded: sharded, OnceWindow: ingest.IdempotencyTTL,
+	})
 	service := ingest.NewService(pub, ingest.NewIdempotency(client, keys))
 
 	reg := httpserver.NewRegistry()

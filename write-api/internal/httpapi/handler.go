@@ -3,10 +3,8 @@
 package httpapi
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"io"
 	"mime"
@@ -184,18 +182,6 @@ func readJSONBody(r *http.Request, w http.ResponseWriter) ([]byte, error) {
 		return nil, problem.Wrap(problem.Invalid, err, "the body could not be read")
 	}
 	return body, nil
-}
-
-func decodeStrict(body []byte, dst any) error {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(dst); err != nil {
-		return problem.Wrap(problem.Invalid, err, "malformed JSON: "+err.Error())
-	}
-	if dec.More() {
-		return problem.New(problem.Invalid, "malformed JSON: trailing data after the object")
-	}
-	return nil
 }
 
 func validIdempotencyKey(k string) bool {
