@@ -47,11 +47,11 @@ func TestStalledReplaysHoldBoundedMemory(t *testing.T) {
 	blob := strings.Repeat("r", 60000)
 	publish := func(from, to int) []string {
 		var ids []string
-		var items []redisbus.Item
+		var items []notification.Event
 		for i := from; i < to; i++ {
 			id := fmt.Sprintf("0192d1c0-0000-7000-8000-%012x", i+1)
 			env := fmt.Sprintf(`{"id":%q,"topic":%q,"type":"blob","time":"2026-01-01T00:00:00Z","data":%q}`, id, topic, blob)
-			items = append(items, redisbus.Item{Topic: topic, Body: notification.EncodeBody("blob", []byte(env)), Link: notification.LinkOf(id)})
+			items = append(items, notification.Event{Topic: topic, Body: notification.EncodeBody("blob", []byte(env)), Link: notification.LinkOf(id)})
 			ids = append(ids, id)
 			if len(items) == 20 || i == to-1 {
 				if _, err := pub.Publish(ctx, items); err != nil {
