@@ -205,7 +205,7 @@ func (r *idReader) next() error {
 	for {
 		line, err := r.br.ReadSlice('\n')
 		head := bytes.Clone(line[:min(len(line), 256)]) // ReadSlice reuses its buffer
-		for errors.Is(err, bufio.ErrBufferFull) { // a long data line: only its start matters
+		for errors.Is(err, bufio.ErrBufferFull) {       // a long data line: only its start matters
 			_, err = r.br.ReadSlice('\n')
 		}
 		if err != nil {
