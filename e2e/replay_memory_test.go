@@ -90,7 +90,7 @@ func TestStalledReplaysHoldBoundedMemory(t *testing.T) {
 		if rss, err := r.RSS(); err == nil {
 			peakRSS = max(peakRSS, rss)
 		}
-		return metric(t, r, "notify_read_slow_closed_total") >= clients && metric(t, r, "notify_read_connections") == 0
+		return metric(t, r, `notify_read_streams_closed_total{reason="slow"}`) >= clients && metric(t, r, "notify_read_connections") == 0
 	})
 	t.Logf("read-api RSS: %d MiB before, peak %d MiB while %d clients stalled replaying %d events of 60 kB (bound: +%d MiB)",
 		baseRSS>>20, peakRSS>>20, clients, events-1, stalledReplayGrowth>>20)

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"notify/pkg/notification"
@@ -27,6 +28,7 @@ type Publisher struct {
 	onceMillis string
 	publishCmd string
 	sharded    bool // Redis Cluster: a script call's keys must share a slot
+	latency    prometheus.Observer
 	co         coalescer[notification.Event, notification.Stored]
 }
 
@@ -38,6 +40,9 @@ type PublisherConfig struct {
 	// OnceWindow is how long after its id was made an idempotent event
 	// (Event.Once) is still recognised when published again; 24 h if zero.
 	OnceWindow time.Duration
+	// ScriptLatency, if set, observes the seconds each round trip of
+	// script calls takes (one per coalesced batch).
+	ScriptLatency prometheus.Observer
 }
 
 // defaultOnceWindow matches write-api's idempotency window.
@@ -66,6 +71,7 @@ func NewPublisher(client redis.UniversalClient, keys Keys, cfg PublisherConfig) 
 		onceMillis: strconv.FormatInt(onceTTL.Milliseconds(), 10),
 		publishCmd: cmd,
 		sharded:    cfg.Sharded,
+		latency:    cfg.ScriptLatency,
 	}
 	p.co.run = p.publish
 	return p
@@ -181,7 +187,11 @@ func (p *Publisher) run(ctx context.Context, items []notification.Event, groups 
 		cmds[g] = redis.NewCmd(ctx, args...)
 		_ = pipe.Process(ctx, noRetry{cmds[g]})
 	}
+	start := time.Now()
 	_, _ = pipe.Exec(ctx) // per-command errors are read by settle
+	if p.latency != nil {
+		p.latency.Observe(time.Since(start).Seconds())
+	}
 	return cmds
 }
 

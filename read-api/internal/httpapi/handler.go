@@ -25,8 +25,8 @@ import (
 
 // JoinTimeout bounds the wait for Redis to confirm a stream's
 // subscriptions and read its positions; past it the client gets 503. It
-// leaves a margin under the contract's 3 s for a refusal, as write-api's
-// Redis budget does.
+// leaves a margin under the 3 s a refusal may take (docs/api.md), as
+// write-api's Redis budget does.
 const JoinTimeout = 2500 * time.Millisecond
 
 // Limits are the per-connection settings from config.
@@ -107,6 +107,7 @@ func (h *Handler) stream(c *gin.Context) {
 	}
 	drained, release := h.drain.Register(s.Wake)
 	h.metrics.Connections.Inc()
+	h.metrics.Opened.Inc()
 	l := &lifecycle{h: h, s: s, topics: topics, subject: subject, release: release}
 	opts := stream.Options{
 		LastEventID: lastEventID(r),

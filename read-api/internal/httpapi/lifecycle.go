@@ -56,12 +56,12 @@ func (l *lifecycle) end(err error) {
 		_ = l.conn.Close()
 	}
 	h.metrics.Connections.Dec()
+	h.metrics.closedStream(l.s.EndReason(err))
 	l.release()
 	h.hub.Leave(l.s, l.topics)
 	h.subjects.release(l.subject)
 	switch {
-	case errors.Is(err, stream.ErrSlow):
-		h.metrics.SlowClosed.Inc()
+	case errors.Is(err, stream.ErrSlow): // logged by the stream, counted above
 	case err != nil:
 		h.log.Debug("stream ended", zap.Error(err))
 	}

@@ -34,6 +34,7 @@ type Limits struct {
 	MaxQueueBytes  int           // live events queued plus the replay page being written
 	Retry          time.Duration // the retry: field sent first
 	Replay         *ReplayBudget // shared by every stream of the pod
+	Stats          *Stats        // where the pod counts resumes and resets; nil: nowhere
 }
 
 // DefaultLimits are sane for production; the heartbeat comes from config.
@@ -74,6 +75,9 @@ type Stream struct {
 	scratch   []byte    // cursor encoding
 	lastWrite time.Time // of the last flush: the heartbeat counts from it
 	deadline  time.Time // the connection's write deadline
+
+	resetsSent int // stream.reset events written
+	ended      int // why a round ended the stream (EndReasons)
 }
 
 var _ hub.Member = (*Stream)(nil)

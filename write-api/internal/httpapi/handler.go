@@ -28,6 +28,7 @@ type Handler struct {
 	service  *ingest.Service
 	limits   ingest.Limits
 	rate     *publisherLimiter
+	metrics  *Metrics
 	log      *zap.Logger
 }
 
@@ -43,8 +44,17 @@ func (h *Handler) WithRateLimit(rl RateLimit) *Handler {
 	return h
 }
 
+// WithMetrics counts every publish request's outcome in m.
+func (h *Handler) WithMetrics(m *Metrics) *Handler {
+	h.metrics = m
+	return h
+}
+
 // Mount adds the routes.
 func (h *Handler) Mount(r gin.IRouter) {
+	if h.metrics != nil {
+		r = r.Group("", h.metrics.countPublish)
+	}
 	r.POST("/v1/notifications", h.publishOne)
 	r.POST("/v1/notifications/batch", h.publishBatch)
 }

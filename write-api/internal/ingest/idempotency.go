@@ -13,7 +13,7 @@ import (
 	"notify/pkg/redisbus"
 )
 
-// IdempotencyTTL is how long a key is remembered (contract: 24 h).
+// IdempotencyTTL is how long a key is remembered.
 const IdempotencyTTL = 24 * time.Hour
 
 // leaseTime is how long an attempt owns its key before a retry may take

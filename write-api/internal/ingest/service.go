@@ -18,7 +18,7 @@ type Bus interface {
 }
 
 // RedisTimeout bounds the Redis work of one request, so that an outage is
-// answered with 503 well within the 3 s the contract allows.
+// answered with 503 well within the 3 s docs/api.md promises.
 const RedisTimeout = 2 * time.Second
 
 // RetryAfter is what clients are told to wait when Redis is unavailable.
