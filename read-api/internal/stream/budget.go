@@ -5,14 +5,14 @@ import (
 	"fmt"
 )
 
-// Replay budget defaults: a page aims at replayPageBytes of history, and a
-// pod holds at most replayPages of them at once, whatever the number of
-// streams replaying (about 8 MiB of history, a few times that in decoded
-// messages and frames).
-const (
-	replayPageBytes = 256 << 10
-	replayPages     = 32
-)
+// replayPages is how many history pages a pod holds at once by default:
+// with pages of about 256 KiB (redisbus.RangeBytes), about 8 MiB of
+// history, a few times that in decoded messages and frames.
+const replayPages = 32
+
+// replayPageEntries is the most events one page asks for; History bounds a
+// page's bytes.
+const replayPageEntries = 500
 
 // ReplayBudget bounds the history a pod's streams hold at once while they
 // replay or fill a gap: each page is read only once a slot is free and
@@ -21,13 +21,12 @@ const (
 // memory; a stream whose client does not read holds its slot until its
 // write times out and it is closed as slow.
 type ReplayBudget struct {
-	slots     chan struct{}
-	pageBytes int
+	slots chan struct{}
 }
 
-// NewReplayBudget allows pages pages of about pageBytes each at once.
-func NewReplayBudget(pages, pageBytes int) *ReplayBudget {
-	return &ReplayBudget{slots: make(chan struct{}, pages), pageBytes: pageBytes}
+// NewReplayBudget allows pages pages at once.
+func NewReplayBudget(pages int) *ReplayBudget {
+	return &ReplayBudget{slots: make(chan struct{}, pages)}
 }
 
 // acquire waits for a free page slot.
@@ -44,20 +43,3 @@ func (b *ReplayBudget) release() { <-b.slots }
 
 // InFlight is how many pages are held now.
 func (b *ReplayBudget) InFlight() int { return len(b.slots) }
-
-// pageCount is how many entries the next page reads, given the largest
-// frame of the previous page (0 before the first): enough to fill a page,
-// at least one, at most replayMaxEntries.
-func (b *ReplayBudget) pageCount(largest int) int64 {
-	if largest <= 0 {
-		return replayFirstEntries
-	}
-	return int64(min(max(b.pageBytes/largest, 1), replayMaxEntries))
-}
-
-// A first page reads few entries: their size is not known yet, and one can
-// be as large as the write API allows. Later pages are sized from it.
-const (
-	replayFirstEntries = 8
-	replayMaxEntries   = 500
-)

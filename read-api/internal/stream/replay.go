@@ -162,7 +162,7 @@ func (s *Stream) replayPage(ctx context.Context, i int, target notification.Posi
 	}
 	defer budget.release()
 	after := s.pos[i].Seq
-	msgs, err := s.history.Range(ctx, s.topics[i], target.Epoch, after, min(budget.pageCount(s.largest), int64(target.Seq-after)))
+	msgs, err := s.history.Range(ctx, s.topics[i], target.Epoch, after, min(replayPageEntries, int64(target.Seq-after)))
 	if err != nil {
 		s.log.Warn("history read failed", zap.Error(err))
 		return fmt.Errorf("%w: %w", errHistory, err)
@@ -177,14 +177,11 @@ func (s *Stream) replayPage(ctx context.Context, i int, target notification.Posi
 	case diverged(s.pos[i], msgs[0].Prev):
 		s.resetTopic(i, s.pos[i], reasonRewound)
 	}
-	s.largest = 0
 	for _, m := range msgs {
 		if m.Pos.Seq > target.Seq {
 			break
 		}
-		n := len(s.out)
 		s.appendEvent(i, m.Pos, sse.AppendEvent(nil, m.Type, m.Envelope))
-		s.largest = max(s.largest, len(s.out)-n)
 	}
 	return s.flushPage()
 }

@@ -20,7 +20,8 @@ import (
 )
 
 // History reads topics' positions and past events; redisbus.History
-// implements it.
+// implements it. Range returns a bounded page (about 256 KiB however large
+// the events are, at least one event): a stream holds one page at a time.
 type History interface {
 	Positions(ctx context.Context, topics []string) ([]notification.Position, error)
 	Range(ctx context.Context, topic string, epoch, after uint64, count int64) ([]notification.Message, error)
@@ -42,7 +43,7 @@ type Limits struct {
 func DefaultLimits(heartbeat time.Duration) Limits {
 	return Limits{
 		Heartbeat: heartbeat, WriteTimeout: 10 * time.Second, MaxQueueEvents: 4096, MaxQueueBytes: 4 << 20, Retry: 2 * time.Second,
-		Replay: NewReplayBudget(replayPages, replayPageBytes),
+		Replay: NewReplayBudget(replayPages),
 	}
 }
 
@@ -70,7 +71,6 @@ type Stream struct {
 	targets   []notification.Position // from Open until Begin
 	w         http.ResponseWriter     // the client, from Begin
 	rc        *http.ResponseController
-	largest   int       // largest frame of the last replay page: sizes the next
 	out       []byte    // frames not yet written
 	scratch   []byte    // cursor encoding
 	lastWrite time.Time // of the last flush: the heartbeat counts from it
