@@ -157,7 +157,7 @@ func (h *Handler) authorize(r *http.Request) (*auth.Claims, []string, error) {
 	}
 	claims, err := h.verifier.Verify(tok)
 	if err != nil {
-		return nil, nil, problem.Wrap(problem.Unauthenticated, err, "the token is invalid or expired")
+		return nil, nil, problem.Wrap(problem.Unauthenticated, err, auth.Detail(err))
 	}
 	asked := r.URL.Query()["topic"]
 	if len(asked) > h.limits.MaxTopics {
