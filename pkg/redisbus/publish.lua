@@ -1,25 +1,47 @@
 -- Publishes a batch of events. Each event is assigned its position in its
--- topic, appended to the topic's history and published, in one step, so a
--- subscriber that sees seq N live can always find 1..N-1 in history
--- (unless trimmed or expired). One call for a whole batch: in Redis, a
--- script call costs more than the commands of one event.
+-- topic, appended to the topic's history, applied to the topic's keyed
+-- state and published, in one step, so a subscriber that sees seq N live
+-- can always find 1..N-1 in history (unless trimmed or expired), and the
+-- state always holds exactly what history and live delivery say. One call
+-- for a whole batch: in Redis, a script call costs more than the commands
+-- of one event.
 -- ARGV[1] history max length, ARGV[2] history ttl in ms, ARGV[3] PUBLISH
--- or SPUBLISH. Event i (from 1) has KEYS[2i-1], its topic's meta hash
--- (epoch, seq, link), KEYS[2i], its history stream, and from ARGV[4i]:
+-- or SPUBLISH, ARGV[4] the most keys a topic's state holds. Event i (from
+-- 1) has KEYS[4i-3], its topic's meta hash (epoch, seq, link, st: the
+-- topic has keyed state), KEYS[4i-2], its history stream, KEYS[4i-1] and
+-- KEYS[4i], its state (hash key → body) and the state's order (sorted set
+-- key → seq of its last update), and from ARGV[5i]:
 --   channel, body "<type> <envelope>",
 --   a marker ("id":"<notification id>") of an event that an earlier,
 --   failed attempt may have stored, or '': if one of the recent entries
 --   holds it, nothing is added and that entry's position is returned,
 --   the event's link (8 hex digits). Each entry records the link of the
 --   event before it, so readers can tell when history was rewritten (a
---   failover that lost the tail, then new events at the same seq).
+--   failover that lost the tail, then new events at the same seq),
+--   the state update: '' (none), '+<key>' (set) or '-<key>' (remove).
 -- Returns one reply per event: {epoch, seq}, or the error that stopped
 -- that event alone.
-local maxlen, ttl, pubcmd = ARGV[1], ARGV[2], ARGV[3]
+local maxlen, ttl, pubcmd, maxkeys = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 
-local function publish(meta_key, hist_key, channel, body, once, link)
-  local meta = redis.call('HMGET', meta_key, 'epoch', 'link')
-  local epoch, prev = meta[1], meta[2]
+-- update applies an event to its topic's state: the key now holds body
+-- (or is removed); past maxkeys the least recently updated key goes.
+local function update(state_key, order_key, op, body, seq)
+  local key = string.sub(op, 2)
+  if string.sub(op, 1, 1) == '-' then
+    redis.call('HDEL', state_key, key)
+    redis.call('ZREM', order_key, key)
+    return
+  end
+  redis.call('HSET', state_key, key, body)
+  if redis.call('ZADD', order_key, seq, key) == 1 and redis.call('ZCARD', order_key) > maxkeys then
+    local old = redis.call('ZPOPMIN', order_key)
+    redis.call('HDEL', state_key, old[1])
+  end
+end
+
+local function publish(meta_key, hist_key, state_key, order_key, channel, body, once, link, op)
+  local meta = redis.call('HMGET', meta_key, 'epoch', 'link', 'st')
+  local epoch, prev, st = meta[1], meta[2], meta[3]
   if epoch and once ~= '' then
     for _, e in ipairs(redis.call('XREVRANGE', hist_key, '+', '-', 'COUNT', 64)) do
       local f = e[2]
@@ -32,27 +54,41 @@ local function publish(meta_key, hist_key, channel, body, once, link)
   end
   if not epoch then
     -- A new epoch: the counter is new (first event, expiry, or data loss).
-    -- Old history, if any survived, belongs to no epoch a cursor can name.
+    -- Old history and state, if any survived, belong to no epoch a cursor
+    -- can name.
     local t = redis.call('TIME')
     epoch = t[1] .. string.format('%06d', tonumber(t[2]))
-    prev = '-'
+    prev, st = '-', nil
     redis.call('HSET', meta_key, 'epoch', epoch)
-    redis.call('DEL', hist_key)
+    redis.call('DEL', hist_key, state_key, order_key)
   end
   prev = prev or '-'
   local seq = redis.call('HINCRBY', meta_key, 'seq', 1)
-  redis.call('HSET', meta_key, 'link', link)
+  if op ~= '' and not st then
+    st = '1'
+    redis.call('HSET', meta_key, 'link', link, 'st', st)
+  else
+    redis.call('HSET', meta_key, 'link', link)
+  end
   redis.call('XADD', hist_key, 'MAXLEN', '~', maxlen, '0-' .. seq, 'b', body, 'l', link, 'p', prev)
   redis.call('PEXPIRE', meta_key, ttl)
   redis.call('PEXPIRE', hist_key, ttl)
+  if op ~= '' then
+    update(state_key, order_key, op, body, seq)
+  end
+  if st then
+    redis.call('PEXPIRE', state_key, ttl)
+    redis.call('PEXPIRE', order_key, ttl)
+  end
   redis.call(pubcmd, channel, epoch .. ' ' .. seq .. ' ' .. link .. ' ' .. prev .. ' ' .. body)
   return {epoch, tostring(seq)}
 end
 
 local out = {}
-for i = 1, #KEYS / 2 do
-  local a = 4 * i
-  local ok, res = pcall(publish, KEYS[2 * i - 1], KEYS[2 * i], ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3])
+for i = 1, #KEYS / 4 do
+  local a = 5 * i
+  local ok, res = pcall(publish, KEYS[4 * i - 3], KEYS[4 * i - 2], KEYS[4 * i - 1], KEYS[4 * i],
+    ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4])
   if not ok then
     if type(res) == 'table' and res.err then
       res = redis.error_reply(res.err)

@@ -27,6 +27,10 @@ type Item struct {
 	// OnceID, when set, is the notification id of a retried publish: if the
 	// topic's recent history already holds it, it is not published again.
 	OnceID string
+	// Key, when set, makes the event the topic's state for that key, or
+	// with Remove (a notification with data null) removes the key.
+	Key    string
+	Remove bool
 }
 
 // Publisher runs the publish script.
@@ -36,6 +40,7 @@ type Publisher struct {
 	maxLen     string
 	ttlMillis  string
 	publishCmd string
+	maxKeys    string
 	sharded    bool // Redis Cluster: a script call's keys must share a slot
 	co         coalescer[Item, notification.Position]
 }
@@ -44,7 +49,8 @@ type Publisher struct {
 type PublisherConfig struct {
 	HistoryMaxLen int64
 	HistoryTTL    time.Duration
-	Sharded       bool // Redis Cluster: SPUBLISH on the topic's shard
+	StateMaxKeys  int64 // keys one topic's state holds; the least recently updated goes first
+	Sharded       bool  // Redis Cluster: SPUBLISH on the topic's shard
 }
 
 // NewPublisher wraps a client; the script is loaded lazily and reloaded
@@ -60,6 +66,7 @@ func NewPublisher(client redis.UniversalClient, keys Keys, cfg PublisherConfig) 
 		maxLen:     strconv.FormatInt(cfg.HistoryMaxLen, 10),
 		ttlMillis:  strconv.FormatInt(cfg.HistoryTTL.Milliseconds(), 10),
 		publishCmd: cmd,
+		maxKeys:    strconv.FormatInt(max(cfg.StateMaxKeys, 1), 10),
 		sharded:    cfg.Sharded,
 	}
 	p.co.run = p.publish
@@ -153,22 +160,35 @@ func (p *Publisher) run(ctx context.Context, items []Item, groups [][]int) []*re
 	pipe := p.client.Pipeline()
 	cmds := make([]*redis.Cmd, len(groups))
 	for g, idx := range groups {
-		keys := make([]string, 0, 2*len(idx))
-		args := make([]any, 0, 3+4*len(idx))
-		args = append(args, p.maxLen, p.ttlMillis, p.publishCmd)
+		keys := make([]string, 0, 4*len(idx))
+		args := make([]any, 0, 4+5*len(idx))
+		args = append(args, p.maxLen, p.ttlMillis, p.publishCmd, p.maxKeys)
 		for _, i := range idx {
 			it := items[i]
 			once := ""
 			if it.OnceID != "" {
 				once = `"id":"` + it.OnceID + `"`
 			}
-			keys = append(keys, p.keys.Meta(it.Topic), p.keys.History(it.Topic))
-			args = append(args, p.keys.Channel(it.Topic), it.Body, once, notification.FormatLink(max(it.Link, 1)))
+			keys = append(keys, p.keys.Meta(it.Topic), p.keys.History(it.Topic), p.keys.State(it.Topic), p.keys.StateOrder(it.Topic))
+			args = append(args, p.keys.Channel(it.Topic), it.Body, once, notification.FormatLink(max(it.Link, 1)), stateOp(it))
 		}
 		cmds[g] = publishScript.EvalSha(ctx, pipe, keys, args...)
 	}
 	_, _ = pipe.Exec(ctx) // per-command errors are read by settle
 	return cmds
+}
+
+// stateOp is the script's state update for it: ” (none), '+<key>' or
+// '-<key>'.
+func stateOp(it Item) string {
+	switch {
+	case it.Key == "":
+		return ""
+	case it.Remove:
+		return "-" + it.Key
+	default:
+		return "+" + it.Key
+	}
 }
 
 // settle reads one call's replies, {epoch, seq} or an error per item.

@@ -45,7 +45,7 @@ func New(cfg config.Config, log *zap.Logger) (*App, error) {
 		return nil, err
 	}
 	keys := redisbus.Keys{Prefix: cfg.Redis.KeyPrefix}
-	pub := redisbus.NewPublisher(client, keys, redisbus.PublisherConfig{HistoryMaxLen: cfg.HistoryMaxLen, HistoryTTL: cfg.HistoryTTL, Sharded: sharded})
+	pub := redisbus.NewPublisher(client, keys, redisbus.PublisherConfig{HistoryMaxLen: cfg.HistoryMaxLen, HistoryTTL: cfg.HistoryTTL, StateMaxKeys: cfg.StateMaxKeys, Sharded: sharded})
 	service := ingest.NewService(pub, ingest.NewIdempotency(client, keys))
 
 	reg := httpserver.NewRegistry()

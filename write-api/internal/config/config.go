@@ -18,6 +18,7 @@ type Config struct {
 	HistoryTTL    time.Duration `env:"HISTORY_TTL" envDefault:"24h"`
 	MaxDataBytes  int           `env:"MAX_DATA_BYTES" envDefault:"65536"`
 	MaxBatch      int           `env:"MAX_BATCH" envDefault:"500"`
+	StateMaxKeys  int64         `env:"STATE_MAX_KEYS" envDefault:"10000"`
 	// PublishRateLimit is requests per second per publisher (token sub);
 	// 0 turns the limit off. PublishRateBurst is the bucket size (0: the
 	// rate rounded up, at least 1).
@@ -49,6 +50,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: MAX_DATA_BYTES must be between 1 and %d", shared.ErrInvalid, MaxBodyBytes)
 	case c.MaxBatch < 1:
 		return fmt.Errorf("%w: MAX_BATCH must be at least 1", shared.ErrInvalid)
+	case c.StateMaxKeys < 1:
+		return fmt.Errorf("%w: STATE_MAX_KEYS must be at least 1", shared.ErrInvalid)
 	case c.PublishRateLimit < 0 || math.IsNaN(c.PublishRateLimit) || math.IsInf(c.PublishRateLimit, 0):
 		return fmt.Errorf("%w: PUBLISH_RATE_LIMIT must be a number >= 0 (0 = off)", shared.ErrInvalid)
 	case c.PublishRateBurst < 0:

@@ -76,12 +76,13 @@ func (s *Service) Publish(ctx context.Context, call Call) (Accepted, error) {
 	var items []redisbus.Item
 	for i, req := range call.Items {
 		for _, topic := range req.Topics {
-			env := notification.Envelope{ID: ids[i], Topic: topic, Type: req.Type, Time: now, Data: req.Data}
+			key := req.StateKey()
+			env := notification.Envelope{ID: ids[i], Topic: topic, Type: req.Type, Time: now, Key: key, Data: req.Data}
 			b, err := env.Marshal()
 			if err != nil {
 				return Accepted{}, problem.Wrap(problem.Invalid, err, "data cannot be encoded")
 			}
-			item := redisbus.Item{Topic: topic, Body: notification.EncodeBody(req.Type, b), Link: notification.LinkOf(ids[i])}
+			item := redisbus.Item{Topic: topic, Body: notification.EncodeBody(req.Type, b), Link: notification.LinkOf(ids[i]), Key: key, Remove: key != "" && string(req.Data) == "null"}
 			if claim != nil && claim.Retry {
 				item.OnceID = ids[i]
 			}
