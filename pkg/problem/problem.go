@@ -27,6 +27,7 @@ const (
 	TooManyRequests     Code = "too-many-requests"
 	Unavailable         Code = "unavailable"
 	NotFound            Code = "not-found"
+	Gone                Code = "gone"
 	Internal            Code = "internal"
 )
 
@@ -44,6 +45,7 @@ var table = map[Code]struct {
 	TooManyRequests:     {http.StatusTooManyRequests, "Too many requests"},
 	Unavailable:         {http.StatusServiceUnavailable, "Service unavailable"},
 	NotFound:            {http.StatusNotFound, "Not found"},
+	Gone:                {http.StatusGone, "History no longer available"},
 	Internal:            {http.StatusInternalServerError, "Internal error"},
 }
 

@@ -71,7 +71,9 @@ func New(cfg config.Config, log *zap.Logger) (*App, error) {
 		_ = client.Close()
 		return nil, err
 	}
-	httpapi.New(verifier, a.hub, redisbus.NewHistory(client, keys), limits, a.drain, hangups, metrics, log).Mount(engine)
+	history, state := redisbus.NewHistory(client, keys), redisbus.NewState(client, keys)
+	httpapi.New(verifier, a.hub, history, limits, a.drain, hangups, metrics, log).WithSnapshots(state).Mount(engine)
+	httpapi.NewReads(verifier, history, state, log).Mount(engine)
 	if cfg.ConsoleEnabled {
 		console.Mount(engine)
 	}

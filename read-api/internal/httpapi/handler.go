@@ -54,6 +54,7 @@ type Handler struct {
 	subjects *subjectLimiter
 	drain    Drainer
 	hangups  hangup.Watcher
+	state    stream.StateReader // nil: snapshot=true is ignored
 	metrics  *Metrics
 	log      *zap.Logger
 }
@@ -73,6 +74,11 @@ func (h *Handler) stream(c *gin.Context) {
 		return
 	}
 	claims, topics, err := h.authorize(r)
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	snapshot, err := h.snapshotParam(r)
 	if err != nil {
 		h.fail(c, err)
 		return
@@ -125,6 +131,7 @@ func (h *Handler) stream(c *gin.Context) {
 		Expiry:      claims.ExpiresAt.Time,
 		MaxAge:      jitter(h.limits.MaxConnectionAge),
 		Drain:       drained,
+		Snapshot:    snapshot,
 	}
 	if hijackErr != nil {
 		done(s.Serve(r.Context(), c.Writer, opts))

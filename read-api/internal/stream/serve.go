@@ -20,6 +20,9 @@ type Options struct {
 	Expiry      time.Time       // the token's exp: stream.expired, then end
 	MaxAge      time.Duration   // close after this long (already jittered)
 	Drain       <-chan struct{} // closed when the pod wants the stream gone; Wake the stream then
+	// Snapshot, when set, starts the stream with its topics' state
+	// (snapshot=true): see startSnapshot.
+	Snapshot StateReader
 }
 
 // Open reads the topics' current positions: what a resumed stream replays
@@ -64,9 +67,16 @@ func (s *Stream) Begin(ctx context.Context, w http.ResponseWriter, opts Options)
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
 	s.out = sse.AppendRetry(s.out, s.limits.Retry.Milliseconds())
-	s.start(ctx, opts.LastEventID, targets)
-	return s.flush(w, http.NewResponseController(w))
+	if opts.Snapshot != nil {
+		if err := s.startSnapshot(ctx, w, rc, opts.Snapshot, opts.LastEventID, targets); err != nil {
+			return err
+		}
+	} else {
+		s.start(ctx, opts.LastEventID, targets)
+	}
+	return s.flush(w, rc)
 }
 
 // Run streams live events after Begin, until the stream ends, with its
