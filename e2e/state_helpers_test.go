@@ -46,7 +46,8 @@ func openFrames(t *testing.T, r *stack.Proc, tok, query string, header http.Head
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(resp.Body)
 		cancel()
-		t.Fatalf("stream %s: status %d %s", query, resp.StatusCode, b)
+		logs := r.Logs()
+		t.Fatalf("stream %s: status %d %s\nread-api logs:\n%s", query, resp.StatusCode, b, logs[max(0, len(logs)-3000):])
 	}
 	f := &frames{Resp: resp, C: make(chan frame, 1<<14)}
 	done := make(chan struct{})
