@@ -5,7 +5,7 @@ BIN := bin
 MODULES := ./pkg/... ./write-api/... ./read-api/... ./e2e/... ./deploytest/... ./loadgen/...
 export CGO_ENABLED ?= 0
 
-.PHONY: build run test test-short bench vet fmt clean
+.PHONY: build run test test-js console-js test-short bench vet fmt clean
 
 build: ## static binaries bin/write-api and bin/read-api
 	$(GO) build -trimpath -ldflags='-s -w' -o $(BIN)/write-api ./write-api
@@ -14,9 +14,15 @@ build: ## static binaries bin/write-api and bin/read-api
 run: build ## local stack: Redis, write-api :8080, read-api :8081 and :8082
 	./scripts/run-local.sh
 
-test: ## every test: unit, integration (real redis-server), end-to-end, short fuzzing
+test: test-js ## every test: the browser client, unit, integration (real redis-server), end-to-end, short fuzzing
 	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 20m $(MODULES)
 	./scripts/fuzz-short.sh
+
+test-js: ## the browser client (clients/js): build, size budget, node --test
+	cd clients/js && npm ci --no-audit --no-fund && npm test
+
+console-js: ## rebuild the console's copy of the browser client bundle
+	cd clients/js && npm ci --no-audit --no-fund && npm run console
 
 bench: build ## load scenarios against a local stack it starts; figures vs a plain net/http SSE baseline (docs/bench.md)
 	$(GO) build -trimpath -o $(BIN)/loadgen ./loadgen

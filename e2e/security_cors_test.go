@@ -153,6 +153,17 @@ func TestCORS(t *testing.T) {
 		isStream(t, resp)
 		hasNoCORS(t, resp)
 
+		// A refused stream (here 401) is readable cross-origin too, with
+		// Retry-After exposed: the browser client reads the problem and
+		// the wait from it.
+		refused := corsRequest(t, http.MethodGet, r.URL+"/v1/stream", allowed, map[string]string{"Authorization": "Bearer not-a-token", "Last-Event-ID": "x"})
+		if refused.StatusCode != http.StatusUnauthorized || refused.Header.Get("Access-Control-Allow-Origin") != allowed {
+			t.Errorf("refused stream: %d %v", refused.StatusCode, refused.Header)
+		}
+		if exp := strings.ToLower(refused.Header.Get("Access-Control-Expose-Headers")); !strings.Contains(exp, "retry-after") {
+			t.Errorf("Access-Control-Expose-Headers %q lacks Retry-After", exp)
+		}
+
 		resp = stream(wildR, "https://anyone.example")
 		isStream(t, resp)
 		if resp.Header.Get("Access-Control-Allow-Origin") != "*" {

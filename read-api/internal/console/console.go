@@ -1,6 +1,7 @@
 // Package console serves the live console: a small page, embedded in the
-// binary, that opens a stream with the browser's own EventSource and shows
-// what arrives. It is plain HTML, CSS and JavaScript: no build step.
+// binary, that opens a stream with the Notify browser client and shows what
+// arrives. The client's bundle, static/notify-client.js, is built from
+// clients/js (make console-js); a test there checks the copy is current.
 package console
 
 import (

@@ -29,9 +29,10 @@ func TestRedirect(t *testing.T) {
 func TestPageAndAssets(t *testing.T) {
 	t.Parallel()
 	for path, want := range map[string]struct{ ctype, body string }{
-		"/console/":            {"text/html", `id="log"`},
-		"/console/console.js":  {"javascript", "EventSource"},
-		"/console/console.css": {"text/css", "#board"},
+		"/console/":                 {"text/html", `id="log"`},
+		"/console/console.js":       {"javascript", "NotifyClient"},
+		"/console/notify-client.js": {"javascript", "Last-Event-ID"},
+		"/console/console.css":      {"text/css", "#board"},
 	} {
 		w := serve(t, path)
 		if w.Code != http.StatusOK {

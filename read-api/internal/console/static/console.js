@@ -1,11 +1,10 @@
-// Notify live console: one EventSource, a deduplicated event log and a
-// board with the latest event per topic. No dependencies, no build step.
-'use strict';
+// Notify live console: a stream through the Notify browser client
+// (notify-client.js, built from clients/js), a deduplicated event log and a
+// board with the latest event per topic. No other dependencies.
+import { NotifyClient } from './notify-client.js';
+
 (() => {
-  const MAX_ROWS = 500;       // log rows kept in the page
-  const MAX_SEEN = 20000;     // notification keys remembered for dedupe
-  const MAX_DELAY = 15000;    // cap of the manual reconnect backoff, ms
-  const CONTROL = ['stream.reset', 'stream.expired'];
+  const MAX_ROWS = 500; // log rows kept in the page
 
   const $ = (id) => document.getElementById(id);
   const ui = {
@@ -16,17 +15,13 @@
   };
 
   let session = null;   // {token, topics, types, urls} of the current Connect
-  let es = null;        // the live EventSource, if any
-  let timer = 0;        // pending manual reconnect
-  let attempt = 0;      // failed attempts in a row
-  let urlIndex = 0;     // which base URL the next connection uses
+  let client = null;    // the NotifyClient of the session
   let opens = 0;        // successful opens in this session
-  let cursor = '';      // lastEventId of the last event: where a reconnect resumes
+  let cursor = '';      // lastEventId of the last event: where a Connect resumes
   let cursorKey = null; // the topic set the cursor belongs to
-  let reconnects = 0, count = 0, dupes = 0;
-  const seen = new Set();
+  let reconnects = 0, count = 0;
+  let ticker = 0;       // refreshes "retrying in N s"
   const cards = new Map();
-  const listening = new Set();
 
   const store = {
     get: (k) => { try { return localStorage.getItem('notify.console.' + k) || ''; } catch { return ''; } },
@@ -61,10 +56,10 @@
     return !!(c && c.exp && c.exp * 1000 <= Date.now());
   }
 
-  function setState(s) {
-    ui.state.textContent = s;
+  function setState(s, text) {
+    ui.state.textContent = text || s;
     ui.state.dataset.state = s;
-    ui.disconnect.disabled = !(es || timer);
+    ui.disconnect.disabled = !client;
   }
 
   function banner(kind, text) {
@@ -74,13 +69,23 @@
     ui.banner.textContent = text;
   }
 
-  function streamURL() {
-    const base = session.urls[urlIndex % session.urls.length].replace(/\/+$/, '');
-    const q = new URLSearchParams();
-    for (const t of session.topics) q.append('topic', t);
-    q.set('access_token', session.token);
-    if (cursor) q.set('lastEventId', cursor);
-    return base + '/v1/stream?' + q.toString();
+  // The client's state, as the page shows it.
+  function onState(st) {
+    clearInterval(ticker);
+    if (st.status === 'open') {
+      if (++opens > 1) ui.reconnects.textContent = String(++reconnects);
+      if (ui.banner.dataset.kind === 'error') banner(null);
+      setState('open');
+    } else if (st.status === 'retrying') {
+      const show = () => setState('retrying', 'retrying in ' + Math.max(0, Math.ceil((st.retryAt - Date.now()) / 1000)) + ' s');
+      show();
+      ticker = setInterval(show, 500);
+    } else if (st.status === 'connecting') {
+      if (ui.state.dataset.state !== 'expired') setState(opens ? 'reconnecting' : 'connecting');
+    } else if (client && st.error) {
+      setState('stopped');
+      banner('error', 'Stopped: ' + st.error.message + '. Fix the token or topics and press Connect.');
+    }
   }
 
   function connect() {
@@ -92,7 +97,6 @@
     }
     stop();
     session = { token, topics: list(ui.topics.value), types: list(ui.types.value), urls: list(ui.urls.value) };
-    if (session.urls.length === 0) session.urls = [''];
     store.set('token', token);
     store.set('topics', ui.topics.value);
     store.set('types', ui.types.value);
@@ -104,69 +108,35 @@
     banner(null);
     showClaims();
     opens = 0;
-    attempt = 0;
-    open();
+    const c = new NotifyClient({
+      url: session.urls.length ? session.urls : location.origin,
+      topics: session.topics,
+      lastEventId: cursor,
+      share: false, // each console tab is its own session, with its own token
+      getToken: () => (tokenExpired(session.token) ? waitForToken() : session.token),
+    });
+    client = c;
+    c.onState((st) => { if (client === c) onState(st); });
+    c.on('*', (env) => { if (client === c) onEvent(env); });
+    c.onReset((r) => { if (client === c) onReset(r); });
+    c.onExpired(() => { if (client === c) addRow({ type: 'stream.expired', topic: '', data: {} }, true); });
+    setState('connecting');
+  }
+
+  // A token that expired: the stream waits (resuming from its cursor) until
+  // Connect brings a fresh one.
+  function waitForToken() {
+    setState('expired');
+    banner('expired', 'Token expired. Paste a fresh token and press Connect: the console resumes from the last cursor.');
+    ui.token.classList.add('attention');
+    ui.token.focus();
+    return new Promise(() => {}); // Connect replaces this client
   }
 
   function stop() {
-    clearTimeout(timer);
-    timer = 0;
-    if (es) es.close();
-    es = null;
-  }
-
-  function open() {
-    timer = 0;
-    const src = new EventSource(streamURL());
-    es = src;
-    listening.clear();
-    setState(opens ? 'reconnecting' : 'connecting');
-    src.onopen = () => {
-      if (es !== src) return;
-      opens++;
-      if (opens > 1) ui.reconnects.textContent = String(++reconnects);
-      attempt = 0;
-      setState('open');
-    };
-    src.onerror = () => {
-      if (es !== src) return;
-      // One URL and the browser retrying by itself (sending Last-Event-ID):
-      // let it. Otherwise take over: next URL, backoff with jitter.
-      if (src.readyState === EventSource.CONNECTING && session.urls.length === 1) {
-        setState('reconnecting');
-        return;
-      }
-      src.close();
-      es = null;
-      retryLater();
-    };
-    listen(['message', ...CONTROL, ...session.types]);
-  }
-
-  function listen(types) {
-    if (!es) return;
-    for (const t of types) {
-      if (listening.has(t)) continue;
-      listening.add(t);
-      es.addEventListener(t, onEvent);
-    }
-  }
-
-  function retryLater() {
-    if (tokenExpired(session.token)) { expired('the token expired while reconnecting'); return; }
-    attempt++;
-    urlIndex++;
-    const delay = Math.min(MAX_DELAY, 500 * 2 ** (attempt - 1)) * (0.5 + Math.random() / 2);
-    timer = setTimeout(open, delay);
-    setState('reconnecting');
-  }
-
-  function expired(why) {
-    stop();
-    setState('expired');
-    banner('expired', 'Token expired (' + why + '). Paste a fresh token and press Connect: the console resumes from the last cursor.');
-    ui.token.classList.add('attention');
-    ui.token.focus();
+    clearInterval(ticker);
+    if (client) client.close();
+    client = null;
   }
 
   function setCursor(id) {
@@ -175,30 +145,16 @@
     ui.cursor.title = id ? 'lastEventId ' + id : 'lastEventId';
   }
 
-  function onEvent(ev) {
-    if (ev.target !== es) return;
-    if (ev.lastEventId) setCursor(ev.lastEventId);
-    let data;
-    try { data = JSON.parse(ev.data); } catch { data = ev.data; }
-    if (ev.type === 'stream.reset') {
-      const topics = data && Array.isArray(data.topics) ? data.topics.join(', ') : '?';
-      const reason = data && data.reason ? data.reason : 'unknown';
-      banner('reset', 'Stream reset for ' + topics + ' (' + reason + '): events from before may be missing; continuing live.');
-      addRow({ type: ev.type, topic: topics, data }, true);
-      return;
-    }
-    if (ev.type === 'stream.expired') {
-      addRow({ type: ev.type, topic: '', data }, true);
-      expired('stream.expired');
-      return;
-    }
-    const env = data && typeof data === 'object' && data.id ? data : { type: ev.type, topic: '', data };
-    if (env.id) {
-      const key = env.id + ' ' + env.topic; // one notification may name several topics
-      if (seen.has(key)) { ui.dupes.textContent = String(++dupes); return; }
-      seen.add(key);
-      if (seen.size > MAX_SEEN) seen.delete(seen.values().next().value);
-    }
+  function onReset(r) {
+    const topics = Array.isArray(r.topics) ? r.topics.join(', ') : '?';
+    banner('reset', 'Stream reset for ' + topics + ' (' + (r.reason || 'unknown') + '): events from before may be missing; continuing live.');
+    addRow({ type: 'stream.reset', topic: topics, data: r }, true);
+  }
+
+  function onEvent(env) {
+    setCursor(client.lastEventId);
+    ui.dupes.textContent = String(client.duplicates);
+    if (session.types.length && !session.types.includes(env.type)) return;
     ui.count.textContent = String(++count);
     addRow(env, false);
     updateBoard(env);
@@ -261,7 +217,7 @@
     ui.form.addEventListener('submit', (e) => { e.preventDefault(); connect(); });
     ui.disconnect.addEventListener('click', () => { stop(); session = null; setState('closed'); });
     ui.token.addEventListener('input', showClaims);
-    ui.types.addEventListener('change', () => { if (session) { session.types = list(ui.types.value); listen(session.types); } });
+    ui.types.addEventListener('change', () => { if (session) session.types = list(ui.types.value); });
     showClaims();
     setState('idle');
     if (frag.get('token')) connect();
