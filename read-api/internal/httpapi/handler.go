@@ -163,13 +163,9 @@ func (h *Handler) stream(c *gin.Context) {
 // for (each must be in the token's topics claim) or, by default, all of
 // the claim. Every stream also receives broadcast.
 func (h *Handler) authorize(r *http.Request) (*auth.Claims, []string, error) {
-	tok, err := auth.FromRequest(r, true)
+	claims, err := verify(h.verifier, r)
 	if err != nil {
-		return nil, nil, problem.Wrap(problem.Unauthenticated, err, "send Authorization: Bearer <token> or access_token=<token>")
-	}
-	claims, err := h.verifier.Verify(tok)
-	if err != nil {
-		return nil, nil, problem.Wrap(problem.Unauthenticated, err, "the token is invalid or expired")
+		return nil, nil, err
 	}
 	asked := r.URL.Query()["topic"]
 	if len(asked) > h.limits.MaxTopics {
@@ -209,4 +205,18 @@ func (h *Handler) fail(c *gin.Context, err error) {
 // together.
 func jitter(d time.Duration) time.Duration {
 	return time.Duration(float64(d) * (0.9 + 0.2*rand.Float64()))
+}
+
+// verify checks the request's token, from the Authorization header or the
+// access_token parameter (browsers' EventSource cannot send headers).
+func verify(v *auth.Verifier, r *http.Request) (*auth.Claims, error) {
+	tok, err := auth.FromRequest(r, true)
+	if err != nil {
+		return nil, problem.Wrap(problem.Unauthenticated, err, "send Authorization: Bearer <token> or access_token=<token>")
+	}
+	claims, err := v.Verify(tok)
+	if err != nil {
+		return nil, problem.Wrap(problem.Unauthenticated, err, "the token is invalid or expired")
+	}
+	return claims, nil
 }

@@ -199,13 +199,9 @@ func (h *Reads) readState(c *gin.Context) {
 // the token's topics claim must grant (broadcast is everyone's), unless
 // the token has the read scope.
 func (h *Reads) authorize(r *http.Request) (string, error) {
-	tok, err := auth.FromRequest(r, true)
+	claims, err := verify(h.verifier, r)
 	if err != nil {
-		return "", problem.Wrap(problem.Unauthenticated, err, "send Authorization: Bearer <token> or access_token=<token>")
-	}
-	claims, err := h.verifier.Verify(tok)
-	if err != nil {
-		return "", problem.Wrap(problem.Unauthenticated, err, "the token is invalid or expired")
+		return "", err
 	}
 	topics := r.URL.Query()["topic"]
 	if len(topics) != 1 {
