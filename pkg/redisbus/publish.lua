@@ -7,8 +7,8 @@
 -- of one event.
 -- ARGV[1] history max length, ARGV[2] history ttl in ms, ARGV[3] PUBLISH
 -- or SPUBLISH, ARGV[4] the most keys a topic's state holds. Event i (from
--- 1) has KEYS[4i-3], its topic's meta hash (epoch, seq, link, st: the
--- topic has keyed state), KEYS[4i-2], its history stream, KEYS[4i-1] and
+-- 1) has KEYS[4i-3], its topic's meta hash (epoch, seq, link, sx: until
+-- when the state's keys live), KEYS[4i-2], its history stream, KEYS[4i-1] and
 -- KEYS[4i], its state (hash key → body) and the state's order (sorted set
 -- key → seq of its last update), and from ARGV[5i]:
 --   channel, body "<type> <envelope>",
@@ -22,26 +22,42 @@
 -- Returns one reply per event: {epoch, seq}, or the error that stopped
 -- that event alone.
 local maxlen, ttl, pubcmd, maxkeys = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local ttl_ms = tonumber(ttl)
+
+-- The time in ms, read at most once per call.
+local now
+local function clock()
+  if not now then
+    local t = redis.call('TIME')
+    now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  end
+  return now
+end
 
 -- update applies an event to its topic's state: the key now holds body
--- (or is removed); past maxkeys the least recently updated key goes.
+-- (or is removed); past maxkeys the least recently updated key goes. It
+-- returns true when it added a key (the state's keys may be new).
 local function update(state_key, order_key, op, body, seq)
   local key = string.sub(op, 2)
   if string.sub(op, 1, 1) == '-' then
     redis.call('HDEL', state_key, key)
     redis.call('ZREM', order_key, key)
-    return
+    return false
   end
   redis.call('HSET', state_key, key, body)
-  if redis.call('ZADD', order_key, seq, key) == 1 and redis.call('ZCARD', order_key) > maxkeys then
+  if redis.call('ZADD', order_key, seq, key) == 0 then
+    return false
+  end
+  if redis.call('ZCARD', order_key) > maxkeys then
     local old = redis.call('ZPOPMIN', order_key)
     redis.call('HDEL', state_key, old[1])
   end
+  return true
 end
 
 local function publish(meta_key, hist_key, state_key, order_key, channel, body, once, link, op)
-  local meta = redis.call('HMGET', meta_key, 'epoch', 'link', 'st')
-  local epoch, prev, st = meta[1], meta[2], meta[3]
+  local meta = redis.call('HMGET', meta_key, 'epoch', 'link', 'sx')
+  local epoch, prev, sx = meta[1], meta[2], meta[3]
   if epoch and once ~= '' then
     for _, e in ipairs(redis.call('XREVRANGE', hist_key, '+', '-', 'COUNT', 64)) do
       local f = e[2]
@@ -58,27 +74,33 @@ local function publish(meta_key, hist_key, state_key, order_key, channel, body, 
     -- can name.
     local t = redis.call('TIME')
     epoch = t[1] .. string.format('%06d', tonumber(t[2]))
-    prev, st = '-', nil
+    prev, sx = '-', nil
     redis.call('HSET', meta_key, 'epoch', epoch)
     redis.call('DEL', hist_key, state_key, order_key)
   end
   prev = prev or '-'
   local seq = redis.call('HINCRBY', meta_key, 'seq', 1)
-  if op ~= '' and not st then
-    st = '1'
-    redis.call('HSET', meta_key, 'link', link, 'st', st)
+  -- The state's keys must outlive the history they go with (readers
+  -- ignore a state whose meta is gone, and a new epoch deletes it). Rather
+  -- than two PEXPIREs per event, they live until sx, set to twice the ttl
+  -- ahead whenever less than one ttl is left.
+  local expire = false
+  if (op ~= '' or sx) and (not sx or tonumber(sx) < clock() + ttl_ms) then
+    sx = string.format('%.0f', clock() + 2 * ttl_ms)
+    expire = true
+    redis.call('HSET', meta_key, 'link', link, 'sx', sx)
   else
     redis.call('HSET', meta_key, 'link', link)
   end
   redis.call('XADD', hist_key, 'MAXLEN', '~', maxlen, '0-' .. seq, 'b', body, 'l', link, 'p', prev)
   redis.call('PEXPIRE', meta_key, ttl)
   redis.call('PEXPIRE', hist_key, ttl)
-  if op ~= '' then
-    update(state_key, order_key, op, body, seq)
+  if op ~= '' and update(state_key, order_key, op, body, seq) then
+    expire = true -- the state may have been empty: its keys are new
   end
-  if st then
-    redis.call('PEXPIRE', state_key, ttl)
-    redis.call('PEXPIRE', order_key, ttl)
+  if expire then
+    redis.call('PEXPIREAT', state_key, sx)
+    redis.call('PEXPIREAT', order_key, sx)
   end
   redis.call(pubcmd, channel, epoch .. ' ' .. seq .. ' ' .. link .. ' ' .. prev .. ' ' .. body)
   return {epoch, tostring(seq)}

@@ -90,8 +90,8 @@ func TestStateEvictsLeastRecentlyUpdated(t *testing.T) {
 	}
 }
 
-// A new epoch (expiry, data loss) starts with an empty state, and state
-// keys expire with history.
+// A new epoch (expiry, data loss) starts with an empty state, and the
+// state's keys expire, never before the history.
 func TestStateNewEpochAndTTL(t *testing.T) {
 	t.Parallel()
 	r := redistest.Start(t)
@@ -101,11 +101,29 @@ func TestStateNewEpochAndTTL(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := r.Client()
-	for _, k := range []string{pub.keys.State("device:1"), pub.keys.StateOrder("device:1")} {
-		if ttl, _ := c.PTTL(ctx, k).Result(); ttl <= 0 || ttl > time.Hour {
-			t.Fatalf("%s ttl %s, want the history's", k, ttl)
+	stateTTL := func(what string, lo, hi time.Duration) {
+		t.Helper()
+		for _, k := range []string{pub.keys.State("device:1"), pub.keys.StateOrder("device:1")} {
+			if ttl, _ := c.PTTL(ctx, k).Result(); ttl < lo || ttl > hi {
+				t.Fatalf("%s: %s ttl %s, want %s to %s", what, k, ttl, lo, hi)
+			}
 		}
 	}
+	// The state's keys outlive the history (an hour here): they are set
+	// to live two, and renewed once less than one is left.
+	stateTTL("first keyed event", time.Hour, 2*time.Hour)
+	c.HSet(ctx, pub.keys.Meta("device:1"), "sx", time.Now().Add(time.Minute).UnixMilli())
+	c.PExpire(ctx, pub.keys.State("device:1"), time.Minute)
+	c.PExpire(ctx, pub.keys.StateOrder("device:1"), time.Minute)
+	if _, err := pub.Publish(ctx, []Item{{Topic: "device:1", Body: body(9)}}); err != nil { // unkeyed
+		t.Fatal(err)
+	}
+	stateTTL("renewed by an unkeyed event", time.Hour, 2*time.Hour)
+	// Emptied, then a new key: the recreated keys get the expiry too.
+	if _, err := pub.Publish(ctx, []Item{keyed("device:1", "a", 1, true), keyed("device:1", "b", 2, true), keyed("device:1", "z", 3, false)}); err != nil {
+		t.Fatal(err)
+	}
+	stateTTL("recreated", time.Hour, 2*time.Hour)
 	c.Del(ctx, pub.keys.Meta("device:1")) // the counter is gone: as if expired
 	if got, pos := readState(t, st, "device:1"); len(got) != 0 || !pos.Zero() {
 		t.Fatalf("state without its counter: %v at %+v", got, pos)
