@@ -20,7 +20,7 @@ type StateReader interface {
 
 // snapshotFlushBytes is how much of a snapshot is gathered before it is
 // written: a large state goes out as it is read, never whole in memory.
-const snapshotFlushBytes = 64 << 10
+const snapshotFlushBytes = 16 << 10
 
 // startSnapshot starts a stream opened with snapshot=true, in the order
 // the client relies on: any stream.reset (without id), the snapshot of
@@ -45,11 +45,14 @@ func (s *Stream) startSnapshot(ctx context.Context, w http.ResponseWriter, rc *h
 		pos, err := st.Read(ctx, topic, func(ms []notification.Message) error {
 			for _, m := range ms {
 				s.out = sse.AppendEvent(s.out, m.Type, m.Envelope)
+				if len(s.out) >= snapshotFlushBytes {
+					// The write deadline makes a slow reader a slow client.
+					if err := s.flush(w, rc); err != nil {
+						return err
+					}
+				}
 			}
-			if len(s.out) < snapshotFlushBytes {
-				return nil
-			}
-			return s.flush(w, rc) // the write deadline makes a slow reader a slow client
+			return nil
 		})
 		if err != nil {
 			return fmt.Errorf("stream: snapshot of %s: %w", topic, err)
