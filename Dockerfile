@@ -22,15 +22,16 @@ COPY read-api/ read-api/
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
     cd read-api && go build -trimpath -ldflags="-s -w" -o /out/read-api .
 
-# distroless static: CA certificates (for rediss://), tzdata, no shell, uid 65532.
+# distroless static: CA certificates (for rediss://), tzdata, no shell. USER is
+# numeric (the image's nonroot user) so that Kubernetes' runAsNonRoot can check it.
 FROM gcr.io/distroless/static-debian12:nonroot AS write-api
 COPY --from=write-api-build /out/write-api /write-api
-USER nonroot:nonroot
+USER 65532:65532
 EXPOSE 8080
 ENTRYPOINT ["/write-api"]
 
 FROM gcr.io/distroless/static-debian12:nonroot AS read-api
 COPY --from=read-api-build /out/read-api /read-api
-USER nonroot:nonroot
+USER 65532:65532
 EXPOSE 8081
 ENTRYPOINT ["/read-api"]

@@ -5,7 +5,7 @@ BIN := bin
 MODULES := ./pkg/... ./write-api/... ./read-api/... ./e2e/... ./deploytest/... ./loadgen/...
 export CGO_ENABLED ?= 0
 
-.PHONY: build run test test-js console-js test-short bench vet fmt clean
+.PHONY: build run test test-js console-js bench vet fmt clean
 
 build: ## static binaries bin/write-api and bin/read-api
 	$(GO) build -trimpath -ldflags='-s -w' -o $(BIN)/write-api ./write-api
@@ -32,7 +32,7 @@ vet:
 	$(GO) vet $(MODULES)
 
 fmt:
-	gofmt -w pkg write-api read-api e2e
+	gofmt -w pkg write-api read-api e2e deploytest loadgen
 
 clean:
 	rm -rf $(BIN)

@@ -19,7 +19,7 @@ import (
 	"k8s.io/utils/ptr"
 )
 
-// Invariants of the objects around the pods, in every overlay build (issue 6).
+// Invariants of the objects around the pods, in every overlay build.
 
 // reporter is what the checks report to: *testing.T in TestOverlays, a
 // recorder in TestOverlayChecksRejectMutations.

@@ -81,7 +81,7 @@ func envKeys(o *overlay, src corev1.EnvFromSource) []string {
 	return keys
 }
 
-// checkRedisConfig wants exactly one Redis mode configured (CONTRACT section 2).
+// checkRedisConfig wants exactly one Redis mode configured (docs/api.md, Configuration).
 func checkRedisConfig(r reporter, cfg *corev1.ConfigMap) {
 	r.Helper()
 	var modes []string

@@ -29,7 +29,7 @@ const chromiumPath = "/usr/bin/chromium"
 var consoleOn = map[string]string{"CONSOLE_ENABLED": "true"}
 
 // newBrowser starts a headless chromium with a fresh profile. A missing
-// chromium fails the test: browser behaviour is part of the contract.
+// chromium fails the test: browser behaviour is part of the API.
 func newBrowser(t *testing.T) context.Context {
 	t.Helper()
 	path := chromiumPath

@@ -54,7 +54,7 @@ func expect(t *testing.T, c *stack.Conn, id, topic string) {
 }
 
 // Publish through write-api, deliver through read-api, with the stream's
-// headers and envelope as the contract describes.
+// headers and envelope as docs/api.md describes.
 func TestPublishDeliver(t *testing.T) {
 	t.Parallel()
 	s := stack.New(t)

@@ -172,7 +172,7 @@ func problemOf(t *testing.T, body []byte) map[string]any {
 }
 
 // api/openapi.yaml describes what the real binaries answer: every status
-// the contract names, for both services.
+// docs/api.md names, for both services.
 func TestOpenAPIMatchesServers(t *testing.T) {
 	t.Parallel()
 	s := stack.New(t)

@@ -12,7 +12,7 @@ import (
 	"notify/pkg/devtoken"
 )
 
-// Stream requests the contract refuses, each with its problem+json status.
+// Stream requests the API refuses, each with its problem+json status.
 func TestStreamRefusals(t *testing.T) {
 	t.Parallel()
 	s := stack.New(t)

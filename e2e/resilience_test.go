@@ -396,7 +396,7 @@ func TestMaxConnectionAgeRebalancesWithoutLoss(t *testing.T) {
 
 // While Redis is hung (SIGSTOP) or gone (SIGKILL), a new stream and a
 // publish are refused with 503 problem+json and Retry-After within the
-// contract's 3 s, never left hanging; a stream opened before stays open and
+// 3 s bound, never left hanging; a stream opened before stays open and
 // gets what is published once Redis is back.
 func TestRedisDownAnswers503(t *testing.T) {
 	t.Parallel()

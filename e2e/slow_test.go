@@ -105,7 +105,7 @@ func TestSlowClient(t *testing.T) {
 		t.Errorf("read-api grew by %d MiB while a client stalled: memory is not bounded", (peakRSS-baseRSS)>>20)
 	}
 	waitUntil(t, 15*time.Second, "the slow stream is closed", func() bool {
-		return metric(t, r, "notify_read_slow_closed_total") >= 1 || metric(t, r, "notify_read_connections") == 1
+		return metric(t, r, "notify_read_streams_closed_total{reason=\"slow\"}") >= 1 || metric(t, r, "notify_read_connections") == 1
 	})
 
 	// The client wakes up: it reads what reached it, then resumes by cursor.

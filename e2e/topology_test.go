@@ -194,7 +194,7 @@ func (p *writeProbe) stop(within time.Duration) []probeAnswer {
 }
 
 // checkProbe: every answer is 202, or 503 problem+json with Retry-After,
-// within the contract's 3 s; and 202s come back after the failover.
+// within the 3 s bound; and 202s come back after the failover.
 func checkProbe(t *testing.T, answers []probeAnswer, killedAt time.Time) {
 	t.Helper()
 	var accepted, unavailable, acceptedAfter int

@@ -11,7 +11,7 @@ import (
 	"time"
 )
 
-// The baseline is the plain net/http SSE handler the issue compares with:
+// The baseline is the plain net/http SSE handler Notify is compared with:
 // one goroutine per stream, a buffered channel per stream, one
 // Write+Flush per event, a map of topic → streams under a mutex, and a
 // publish endpoint taking write-api's JSON bodies. No auth, no Redis.

@@ -420,7 +420,8 @@ func (b *Bench) storm() error {
 }
 
 // routing: four pods, streams spread uniformly; each pod's messages read
-// from Redis against a subscriber that receives everything (the seed).
+// from Redis against a subscriber that receives everything (the usual
+// design, where every pod gets every message).
 func (b *Bench) routing() error {
 	const pods = 4
 	n, nt := b.n(8000), b.n(8000)

@@ -23,12 +23,11 @@ func main() {
 }
 
 // tuneGC collects garbage less often unless GOGC or GOMEMLIMIT say
-// otherwise. write-api's live heap is a few MB while every request
-// allocates, so at GOGC=100 it collected dozens of times a second: at
-// GOGC=1000 a single publish cost 58-65 µs of CPU instead of 72-90 µs in
-// interleaved `make bench BENCH_FLAGS='-only write'` runs, with peak RSS
-// 60 MB instead of 24 MB. The soft limit keeps a burst from growing the
-// heap past what a small pod allows.
+// otherwise. write-api's live heap is small while every request
+// allocates, so at Go's default it collected many times a second and a
+// publish spent a noticeable part of its CPU in the collector, for a
+// higher peak RSS (docs/bench.md has the measurements). The soft limit
+// keeps a burst from growing the heap past what a small pod allows.
 func tuneGC() {
 	if _, set := os.LookupEnv("GOGC"); !set {
 		debug.SetGCPercent(1000)

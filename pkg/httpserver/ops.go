@@ -20,8 +20,18 @@ func NewRegistry() *prometheus.Registry {
 }
 
 // MountOps adds /healthz (the process answers), /readyz (ready reports no
-// error within 2 s) and /metrics.
+// error within 2 s) and /metrics, which includes notify_ready: what
+// /readyz would answer, checked at each scrape.
 func MountOps(r *gin.Engine, reg *prometheus.Registry, ready func(context.Context) error) {
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "notify_ready", Help: "1 while /readyz would answer 200 (Redis reachable, not draining), else 0."},
+		func() float64 {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			if ready(ctx) != nil {
+				return 0
+			}
+			return 1
+		}))
 	r.GET("/healthz", func(c *gin.Context) { c.String(http.StatusOK, "ok\n") })
 	r.GET("/readyz", func(c *gin.Context) {
 		ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)

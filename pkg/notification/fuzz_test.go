@@ -8,7 +8,7 @@ import (
 	"testing"
 )
 
-// The contract's grammar as regexps: the reference the hand-written
+// The API's grammar (docs/api.md) as regexps: the reference the hand-written
 // validators are fuzzed against.
 var (
 	topicRE = regexp.MustCompile(`\A(?:broadcast|[a-z][a-z0-9_-]{0,31}:[A-Za-z0-9._~@-]{1,128})\z`)

@@ -81,3 +81,24 @@ func CompactData(data json.RawMessage) (json.RawMessage, error) {
 	}
 	return buf.Bytes(), nil
 }
+
+// timeField precedes the time in an envelope as Marshal writes it. The
+// fields before it cannot hold it unescaped: a quote inside a JSON string
+// is always preceded by a backslash.
+var timeField = []byte(`,"time":"`)
+
+// EnvelopeTime reads the time field of an envelope written by Marshal
+// without decoding the rest of it.
+func EnvelopeTime(env []byte) (time.Time, bool) {
+	i := bytes.Index(env, timeField)
+	if i < 0 {
+		return time.Time{}, false
+	}
+	rest := env[i+len(timeField):]
+	j := bytes.IndexByte(rest, '"')
+	if j < 0 {
+		return time.Time{}, false
+	}
+	t, err := time.Parse(time.RFC3339Nano, string(rest[:j]))
+	return t, err == nil
+}

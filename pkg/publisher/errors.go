@@ -35,8 +35,10 @@ func (e *Error) Error() string {
 }
 
 // Temporary reports whether a retry may succeed: 429, 503, 409 (the same
-// key still in progress) and gateway errors. Retrying is safe because each
-// call keeps one idempotency key over all its attempts.
+// key still in progress) and gateway errors. A 503 or a network error
+// leaves the outcome unknown (the notification may have been published);
+// retrying is safe because each call keeps one idempotency key over all
+// its attempts, and the server publishes a key's notification only once.
 func (e *Error) Temporary() bool {
 	switch e.Status {
 	case http.StatusTooManyRequests, http.StatusServiceUnavailable, http.StatusConflict,
@@ -78,6 +80,13 @@ type netError struct{ err error }
 
 func (e *netError) Error() string { return e.err.Error() }
 func (e *netError) Unwrap() error { return e.err }
+
+// settling reports whether err is a 409: the server is still settling an
+// earlier attempt under the same idempotency key.
+func settling(err error) bool {
+	var pe *Error
+	return errors.As(err, &pe) && pe.Status == http.StatusConflict
+}
 
 // retryable reports whether err is worth another attempt, and how long the
 // server asked to wait (0: use the backoff).

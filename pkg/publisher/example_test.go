@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"time"
 
 	"notify/pkg/publisher"
 )
@@ -66,9 +67,42 @@ func ExampleClient_PublishBatch() {
 }
 
 func ExampleWithTokenSource() {
-	// A token source is asked on every attempt, so it can refresh tokens.
-	tokens := func(ctx context.Context) (string, error) { return "<fresh publisher JWT>", nil }
-	c := publisher.New("http://write-api:8080", publisher.WithTokenSource(tokens),
-		publisher.WithRetry(publisher.Retry{MaxAttempts: 3}))
-	_ = c
+	// write-api answers 503 once (Redis unreachable), then accepts; it
+	// prints the token each attempt carried.
+	attempts := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		attempts++
+		fmt.Println("attempt", attempts, r.Header.Get("Authorization"))
+		if attempts == 1 {
+			w.Header().Set("Content-Type", "application/problem+json")
+			w.Header().Set("Retry-After", "0")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprint(w, `{"type":"urn:notify:problem:unavailable","title":"Service unavailable","status":503}`)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusAccepted)
+		fmt.Fprint(w, `{"id":"01890a5d-ac96-774b-bcce-b302099a8057","topics":["seller:42"]}`)
+	}))
+	defer srv.Close()
+
+	// A token source is asked on every attempt, so it can hand out a
+	// fresh token when the previous one is about to expire.
+	minted := 0
+	tokens := func(ctx context.Context) (string, error) {
+		minted++
+		return fmt.Sprintf("<publisher JWT %d>", minted), nil
+	}
+	c := publisher.New(srv.URL, publisher.WithTokenSource(tokens),
+		publisher.WithRetry(publisher.Retry{MaxAttempts: 3, Initial: time.Millisecond}))
+	res, err := c.Publish(context.Background(), publisher.Notification{Topics: []string{"seller:42"}, Type: "task.assigned"})
+	if err != nil {
+		fmt.Println("error:", err)
+		return
+	}
+	fmt.Println(res.ID)
+	// Output:
+	// attempt 1 Bearer <publisher JWT 1>
+	// attempt 2 Bearer <publisher JWT 2>
+	// 01890a5d-ac96-774b-bcce-b302099a8057
 }

@@ -252,3 +252,33 @@ func TestTokenSourcePerAttempt(t *testing.T) {
 		t.Fatalf("no token source: %v", err)
 	}
 }
+
+// 409 says an earlier attempt is still being settled: the client keeps
+// asking (within MaxElapsed) without using up attempts, and reports the
+// server's replay.
+func TestConflictDoesNotUseUpAttempts(t *testing.T) {
+	t.Parallel()
+	replayed := func(w http.ResponseWriter) {
+		w.Header().Set("Idempotent-Replayed", "true")
+		accepted(w)
+	}
+	script := []func(http.ResponseWriter){problemResp(503, "", "")}
+	for range 5 {
+		script = append(script, problemResp(409, "", ""))
+	}
+	rec := &recorder{script: append(script, replayed)}
+	srv := httptest.NewServer(rec)
+	t.Cleanup(srv.Close)
+	c := New(srv.URL, WithToken("tok"), WithRetry(Retry{MaxAttempts: 2, Initial: time.Millisecond, Max: 5 * time.Millisecond}))
+	res, err := c.Publish(t.Context(), note)
+	if err != nil || !res.Replayed || rec.count() != 7 {
+		t.Fatalf("%+v %v after %d requests", res, err, rec.count())
+	}
+	keys := map[string]bool{}
+	for _, r := range rec.reqs {
+		keys[r.Header.Get("Idempotency-Key")] = true
+	}
+	if len(keys) != 1 {
+		t.Fatalf("%d idempotency keys over one call's attempts", len(keys))
+	}
+}

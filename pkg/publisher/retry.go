@@ -12,11 +12,13 @@ import (
 // do runs attempt until it succeeds, fails for good, runs out of attempts
 // or time, or ctx ends. Waits grow exponentially with ±50% jitter; a
 // Retry-After from the server replaces the computed wait (capped at Max).
+// A 409 (an earlier attempt's outcome is still being settled) uses up
+// time but not attempts: giving up then would leave the outcome unknown.
 func (r Retry) do(ctx context.Context, attempt func() error) error {
 	b := backoff.NewExponentialBackOff()
 	b.InitialInterval, b.MaxInterval = r.Initial, r.Max
 	start := time.Now()
-	for n := 1; ; n++ {
+	for n := 0; ; {
 		err := attempt()
 		if err == nil {
 			return nil
@@ -27,6 +29,9 @@ func (r Retry) do(ctx context.Context, attempt func() error) error {
 		again, after := retryable(err)
 		if !again {
 			return err
+		}
+		if !settling(err) {
+			n++
 		}
 		if n >= r.MaxAttempts {
 			return fmt.Errorf("publisher: gave up after %d attempts: %w", n, err)

@@ -3,6 +3,8 @@ package redisbus
 import (
 	"context"
 	"fmt"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -36,7 +38,7 @@ func NewClient(cfg config.Redis) (client redis.UniversalClient, sharded bool, er
 	default:
 		opt, err := redis.ParseURL(cfg.URL)
 		if err != nil {
-			return nil, false, fmt.Errorf("%w: REDIS_URL: %w", config.ErrInvalid, err)
+			return nil, false, config.Invalid("REDIS_URL", redacted(cfg.URL), "%v", err)
 		}
 		if cfg.Password != "" && opt.Password == "" {
 			opt.Password = cfg.Password
@@ -52,4 +54,18 @@ func Ping(ctx context.Context, client redis.UniversalClient) error {
 		return fmt.Errorf("redisbus: ping: %w", err)
 	}
 	return nil
+}
+
+// redacted hides the password a Redis URL may carry, so that an error
+// naming the URL can be logged.
+func redacted(raw string) string {
+	u, err := url.Parse(raw)
+	switch {
+	case err == nil:
+		return u.Redacted()
+	case strings.Contains(raw, "@"):
+		return "(a URL with credentials that does not parse)"
+	default:
+		return raw
+	}
 }

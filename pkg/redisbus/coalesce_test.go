@@ -33,18 +33,18 @@ func TestConcurrentPublishesShareRoundTrips(t *testing.T) {
 			for i := range calls {
 				// Two items on one topic, then one on another: order within the call must hold.
 				t1, t2 := topics[(w+i)%3], topics[(w+i+1)%3]
-				pos, err := pub.Publish(ctx, []Item{{Topic: t1, Body: body(i)}, {Topic: t1, Body: body(i)}, {Topic: t2, Body: body(i)}})
+				pos, err := pub.Publish(ctx, []notification.Event{{Topic: t1, Body: body(i)}, {Topic: t1, Body: body(i)}, {Topic: t2, Body: body(i)}})
 				if err != nil {
 					errs <- err
 					return
 				}
-				if len(pos) != 3 || pos[1].Seq != pos[0].Seq+1 {
+				if len(pos) != 3 || pos[1].Pos.Seq != pos[0].Pos.Seq+1 {
 					errs <- errors.New("positions of one call out of order: " + strconv.Itoa(len(pos)))
 					return
 				}
 				mu.Lock()
-				seqs[t1] = append(seqs[t1], pos[0].Seq, pos[1].Seq)
-				seqs[t2] = append(seqs[t2], pos[2].Seq)
+				seqs[t1] = append(seqs[t1], pos[0].Pos.Seq, pos[1].Pos.Seq)
+				seqs[t2] = append(seqs[t2], pos[2].Pos.Seq)
 				mu.Unlock()
 			}
 		})
@@ -87,7 +87,7 @@ func TestCancelledPublishPublishesNothing(t *testing.T) {
 	pub, hist := newBus(t, r)
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	if _, err := pub.Publish(ctx, []Item{{Topic: "seller:1", Body: body(1)}}); !errors.Is(err, context.Canceled) {
+	if _, err := pub.Publish(ctx, []notification.Event{{Topic: "seller:1", Body: body(1)}}); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Publish with a cancelled context = %v, want context.Canceled", err)
 	}
 	pos, err := hist.Positions(t.Context(), []string{"seller:1"})
@@ -119,7 +119,7 @@ func TestConcurrentPositions(t *testing.T) {
 	ctx := t.Context()
 	for k := 1; k <= 4; k++ { // seller:k has k events
 		for range k {
-			if _, err := pub.Publish(ctx, []Item{{Topic: "seller:" + strconv.Itoa(k), Body: body(k)}}); err != nil {
+			if _, err := pub.Publish(ctx, []notification.Event{{Topic: "seller:" + strconv.Itoa(k), Body: body(k)}}); err != nil {
 				t.Fatal(err)
 			}
 		}

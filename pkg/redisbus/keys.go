@@ -9,6 +9,9 @@ import (
 	"hash/fnv"
 	"strconv"
 	"strings"
+	"time"
+
+	"notify/pkg/notification"
 )
 
 // Partitions is how many hash tags topics are spread over. A topic's keys
@@ -86,6 +89,21 @@ func (k Keys) split(channel string) (part int, rest string, ok bool) {
 	}
 	part, err := strconv.Atoi(num)
 	return part, rest, err == nil && part >= 0 && part < Partitions
+}
+
+// onceBucket is the span of notification-id times one once hash covers.
+const onceBucket = time.Hour
+
+// Once is the hash that records which idempotent publishes of the topic's
+// partition, with ids made in the same hour as id, were stored (see
+// publish.lua). Keyed by the id's time, so a retry finds it in O(1) and
+// each hash expires as a whole once its hour leaves the idempotency window.
+func (k Keys) Once(topic, id string) string {
+	var hour int64
+	if t, ok := notification.IDTime(id); ok {
+		hour = t.UnixMilli() / onceBucket.Milliseconds()
+	}
+	return k.tag(k.Partition(topic)) + "once:" + strconv.FormatInt(hour, 10)
 }
 
 // Idempotency names a publisher's idempotency record. Subject and key are

@@ -6,23 +6,51 @@
 -- for a whole batch: in Redis, a script call costs more than the commands
 -- of one event.
 -- ARGV[1] history max length, ARGV[2] history ttl in ms, ARGV[3] PUBLISH
--- or SPUBLISH, ARGV[4] the most keys a topic's state holds. Event i (from
--- 1) has KEYS[4i-3], its topic's meta hash (epoch, seq, link, sx: until
--- when the state's keys live), KEYS[4i-2], its history stream, KEYS[4i-1] and
--- KEYS[4i], its state (hash key → body) and the state's order (sorted set
--- key → seq of its last update), and from ARGV[5i]:
+-- or SPUBLISH, ARGV[4] ttl in ms of a once hash, ARGV[5] the most keys a
+-- topic's state holds. Event i (from 1) has KEYS[5i-4], its topic's meta
+-- hash (epoch, seq, link, sx: until when the state's keys live),
+-- KEYS[5i-3], its history stream, KEYS[5i-2], the once hash of its
+-- idempotent publishes (see below), KEYS[5i-1] and KEYS[5i], its state
+-- (hash key → body) and the state's order (sorted set key → seq of its
+-- last update), and from ARGV[5i+1]:
 --   channel, body "<type> <envelope>",
---   a marker ("id":"<notification id>") of an event that an earlier,
---   failed attempt may have stored, or '': if one of the recent entries
---   holds it, nothing is added and that entry's position is returned,
+--   once: "<notification id> <topic>" of an idempotent publish, or '',
 --   the event's link (8 hex digits). Each entry records the link of the
 --   event before it, so readers can tell when history was rewritten (a
 --   failover that lost the tail, then new events at the same seq),
 --   the state update: '' (none), '+<key>' (set) or '-<key>' (remove).
--- Returns one reply per event: {epoch, seq}, or the error that stopped
--- that event alone.
-local maxlen, ttl, pubcmd, maxkeys = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+-- Returns one reply per event: {epoch, seq}, {epoch, seq, 1} when an
+-- earlier attempt had stored it, or the error that stopped that event alone.
+local maxlen, ttl, pubcmd, once_ttl, maxkeys = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
 local ttl_ms = tonumber(ttl)
+
+-- At most once per notification id. The once hash (one per partition and
+-- hour of the ids' time, under the topic's hash tag) maps once to the
+-- position the event was stored at, in the same step that stores it, and
+-- outlives the idempotency window. So a retry, or an attempt's call that
+-- runs after its retry's, finds the event in O(1) however many events the
+-- topic had since, and stores nothing.
+local function stored_before(once_key, once)
+  if once == '' then
+    return nil
+  end
+  local at = redis.call('HGET', once_key, once)
+  if not at then
+    return nil
+  end
+  local sp = string.find(at, ' ', 1, true)
+  return {string.sub(at, 1, sp - 1), string.sub(at, sp + 1), 1}
+end
+
+local function remember(once_key, once, epoch, seq)
+  if once == '' then
+    return
+  end
+  redis.call('HSET', once_key, once, epoch .. ' ' .. seq)
+  if redis.call('PTTL', once_key) < 0 then
+    redis.call('PEXPIRE', once_key, once_ttl)
+  end
+end
 
 -- The time in ms, read at most once per call.
 local now
@@ -55,19 +83,13 @@ local function update(state_key, order_key, op, body, seq)
   return true
 end
 
-local function publish(meta_key, hist_key, state_key, order_key, channel, body, once, link, op)
+local function publish(meta_key, hist_key, once_key, state_key, order_key, channel, body, once, link, op)
+  local before = stored_before(once_key, once)
+  if before then
+    return before
+  end
   local meta = redis.call('HMGET', meta_key, 'epoch', 'link', 'sx')
   local epoch, prev, sx = meta[1], meta[2], meta[3]
-  if epoch and once ~= '' then
-    for _, e in ipairs(redis.call('XREVRANGE', hist_key, '+', '-', 'COUNT', 64)) do
-      local f = e[2]
-      for i = 1, #f, 2 do
-        if f[i] == 'b' and string.find(f[i + 1], once, 1, true) then
-          return {epoch, string.sub(e[1], 3)}
-        end
-      end
-    end
-  end
   if not epoch then
     -- A new epoch: the counter is new (first event, expiry, or data loss).
     -- Old history and state, if any survived, belong to no epoch a cursor
@@ -102,14 +124,15 @@ local function publish(meta_key, hist_key, state_key, order_key, channel, body, 
     redis.call('PEXPIREAT', state_key, sx)
     redis.call('PEXPIREAT', order_key, sx)
   end
+  remember(once_key, once, epoch, seq)
   redis.call(pubcmd, channel, epoch .. ' ' .. seq .. ' ' .. link .. ' ' .. prev .. ' ' .. body)
   return {epoch, tostring(seq)}
 end
 
 local out = {}
-for i = 1, #KEYS / 4 do
-  local a = 5 * i
-  local ok, res = pcall(publish, KEYS[4 * i - 3], KEYS[4 * i - 2], KEYS[4 * i - 1], KEYS[4 * i],
+for i = 1, #KEYS / 5 do
+  local a = 5 * i + 1
+  local ok, res = pcall(publish, KEYS[5 * i - 4], KEYS[5 * i - 3], KEYS[5 * i - 2], KEYS[5 * i - 1], KEYS[5 * i],
     ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4])
   if not ok then
     if type(res) == 'table' and res.err then

@@ -26,11 +26,11 @@ func BenchmarkPublishBatch(b *testing.B) {
 			pub := NewPublisher(r.Client(), keys, PublisherConfig{HistoryMaxLen: 1000, HistoryTTL: time.Hour, StateMaxKeys: 10000})
 			env := []byte(`{"id":"0193a5b2-7c1e-7d3f-9a4b-5c6d7e8f9a0b","topic":"device:00","type":"device.status","time":"2026-12-05T10:00:00Z","key":"sensor-000","data":{"online":true,"battery":87,"firmware":"1.4.2"}}`)
 			const batch = 100
-			items := make([]Item, batch)
+			items := make([]notification.Event, batch)
 			n := 0
 			next := func() {
 				for i := range items {
-					items[i] = Item{Topic: fmt.Sprintf("device:%02d", i%20), Body: notification.EncodeBody("device.status", env), Link: uint32(n + 1)}
+					items[i] = notification.Event{Topic: fmt.Sprintf("device:%02d", i%20), Body: notification.EncodeBody("device.status", env), Link: uint32(n + 1)}
 					if mode == "keyed" {
 						items[i].Key = fmt.Sprintf("sensor-%03d", n%500)
 					}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"notify/pkg/notification"
@@ -18,40 +19,38 @@ var publishLua string
 
 var publishScript = redis.NewScript(publishLua)
 
-// Item is one event to publish on one topic.
-type Item struct {
-	Topic string
-	Body  string // notification.EncodeBody(type, envelope)
-	// Link is the event's link in the topic's chain (notification.LinkOf).
-	Link uint32
-	// OnceID, when set, is the notification id of a retried publish: if the
-	// topic's recent history already holds it, it is not published again.
-	OnceID string
-	// Key, when set, makes the event the topic's state for that key, or
-	// with Remove (a notification with data null) removes the key.
-	Key    string
-	Remove bool
-}
-
 // Publisher runs the publish script.
 type Publisher struct {
 	client     redis.UniversalClient
 	keys       Keys
 	maxLen     string
 	ttlMillis  string
+	onceMillis string
 	publishCmd string
 	maxKeys    string
 	sharded    bool // Redis Cluster: a script call's keys must share a slot
-	co         coalescer[Item, notification.Position]
+	latency    prometheus.Observer
+	co         coalescer[notification.Event, notification.Stored]
 }
 
 // PublisherConfig sizes the history.
 type PublisherConfig struct {
 	HistoryMaxLen int64
 	HistoryTTL    time.Duration
-	StateMaxKeys  int64 // keys one topic's state holds; the least recently updated goes first
-	Sharded       bool  // Redis Cluster: SPUBLISH on the topic's shard
+	Sharded       bool // Redis Cluster: SPUBLISH on the topic's shard
+	// StateMaxKeys is how many keys one topic's state holds; past it the
+	// least recently updated goes.
+	StateMaxKeys int64
+	// OnceWindow is how long after its id was made an idempotent event
+	// (Event.Once) is still recognised when published again; 24 h if zero.
+	OnceWindow time.Duration
+	// ScriptLatency, if set, observes the seconds each round trip of
+	// script calls takes (one per coalesced batch).
+	ScriptLatency prometheus.Observer
 }
+
+// defaultOnceWindow matches write-api's idempotency window.
+const defaultOnceWindow = 24 * time.Hour
 
 // NewPublisher wraps a client; the script is loaded lazily and reloaded
 // whenever Redis answers NOSCRIPT (restart, failover).
@@ -60,25 +59,35 @@ func NewPublisher(client redis.UniversalClient, keys Keys, cfg PublisherConfig) 
 	if cfg.Sharded {
 		cmd = "SPUBLISH"
 	}
+	window := cfg.OnceWindow
+	if window <= 0 {
+		window = defaultOnceWindow
+	}
+	// A once hash is created by the first event of its hour at the
+	// earliest and must outlive the window of the hour's last id; the
+	// extra hour absorbs clock skew between write-api and Redis.
+	onceTTL := window + onceBucket + time.Hour
 	p := &Publisher{
 		client:     client,
 		keys:       keys,
 		maxLen:     strconv.FormatInt(cfg.HistoryMaxLen, 10),
 		ttlMillis:  strconv.FormatInt(cfg.HistoryTTL.Milliseconds(), 10),
+		onceMillis: strconv.FormatInt(onceTTL.Milliseconds(), 10),
 		publishCmd: cmd,
 		maxKeys:    strconv.FormatInt(max(cfg.StateMaxKeys, 1), 10),
 		sharded:    cfg.Sharded,
+		latency:    cfg.ScriptLatency,
 	}
 	p.co.run = p.publish
 	return p
 }
 
-// Publish stores and publishes every item and returns each item's
-// position; concurrent calls share round trips (coalesce.go). It succeeds
-// only when all items did: on error some items may have been published, so
-// callers retry with the same notification ids (subscribers can
-// deduplicate by id).
-func (p *Publisher) Publish(ctx context.Context, items []Item) ([]notification.Position, error) {
+// Publish stores and publishes every event and returns where each was
+// stored; concurrent calls share round trips (coalesce.go). It succeeds
+// only when all events did: on error some may have been published, so a
+// caller that retries must set Event.Once, which makes each event stored
+// at most once however often it is sent.
+func (p *Publisher) Publish(ctx context.Context, items []notification.Event) ([]notification.Stored, error) {
 	pos, err := p.co.do(ctx, items)
 	if err != nil {
 		return nil, fmt.Errorf("redisbus: publish: %w", err)
@@ -90,8 +99,8 @@ func (p *Publisher) Publish(ctx context.Context, items []Item) ([]notification.P
 // position or error: one script call for the batch, or in a cluster one
 // per partition (a call's keys must share a slot). Items keep their
 // batch order within a call, so each topic's events keep it too.
-func (p *Publisher) publish(ctx context.Context, items []Item) ([]notification.Position, []error) {
-	out := make([]notification.Position, len(items))
+func (p *Publisher) publish(ctx context.Context, items []notification.Event) ([]notification.Stored, []error) {
+	out := make([]notification.Stored, len(items))
 	errs := make([]error, len(items))
 	groups := p.group(items)
 	// At most two rounds: the second only for calls that met NOSCRIPT (a
@@ -131,7 +140,7 @@ func (p *Publisher) publish(ctx context.Context, items []Item) ([]notification.P
 
 // group splits the items into script calls: all in one, or in a cluster
 // one per partition, each in batch order.
-func (p *Publisher) group(items []Item) [][]int {
+func (p *Publisher) group(items []notification.Event) [][]int {
 	if !p.sharded {
 		all := make([]int, len(items))
 		for i := range all {
@@ -156,43 +165,65 @@ func (p *Publisher) group(items []Item) [][]int {
 
 // run sends one script call per group in one pipeline; errors stay on
 // each command.
-func (p *Publisher) run(ctx context.Context, items []Item, groups [][]int) []*redis.Cmd {
+func (p *Publisher) run(ctx context.Context, items []notification.Event, groups [][]int) []*redis.Cmd {
 	pipe := p.client.Pipeline()
 	cmds := make([]*redis.Cmd, len(groups))
 	for g, idx := range groups {
-		keys := make([]string, 0, 4*len(idx))
-		args := make([]any, 0, 4+5*len(idx))
-		args = append(args, p.maxLen, p.ttlMillis, p.publishCmd, p.maxKeys)
+		args := make([]any, 0, 3+5*len(idx)+5+5*len(idx))
+		args = append(args, "evalsha", publishScript.Hash(), 5*len(idx))
+		for _, i := range idx {
+			it := items[i]
+			meta := p.keys.Meta(it.Topic)
+			once := meta // any key of the topic's slot: the script does not touch it
+			if it.Once != "" {
+				once = p.keys.Once(it.Topic, it.Once)
+			}
+			args = append(args, meta, p.keys.History(it.Topic), once, p.keys.State(it.Topic), p.keys.StateOrder(it.Topic))
+		}
+		args = append(args, p.maxLen, p.ttlMillis, p.publishCmd, p.onceMillis, p.maxKeys)
 		for _, i := range idx {
 			it := items[i]
 			once := ""
-			if it.OnceID != "" {
-				once = `"id":"` + it.OnceID + `"`
+			if it.Once != "" {
+				once = it.Once + " " + it.Topic
 			}
-			keys = append(keys, p.keys.Meta(it.Topic), p.keys.History(it.Topic), p.keys.State(it.Topic), p.keys.StateOrder(it.Topic))
 			args = append(args, p.keys.Channel(it.Topic), it.Body, once, notification.FormatLink(max(it.Link, 1)), stateOp(it))
 		}
-		cmds[g] = publishScript.EvalSha(ctx, pipe, keys, args...)
+		cmds[g] = redis.NewCmd(ctx, args...)
+		_ = pipe.Process(ctx, noRetry{cmds[g]})
 	}
+	start := time.Now()
 	_, _ = pipe.Exec(ctx) // per-command errors are read by settle
+	if p.latency != nil {
+		p.latency.Observe(time.Since(start).Seconds())
+	}
 	return cmds
 }
 
-// stateOp is the script's state update for it: ” (none), '+<key>' or
-// '-<key>'.
-func stateOp(it Item) string {
+// stateOp is the script's state update for ev: "" (none), "+<key>" or
+// "-<key>".
+func stateOp(ev notification.Event) string {
 	switch {
-	case it.Key == "":
+	case ev.Key == "":
 		return ""
-	case it.Remove:
-		return "-" + it.Key
+	case ev.Remove:
+		return "-" + ev.Key
 	default:
-		return "+" + it.Key
+		return "+" + ev.Key
 	}
 }
 
+// noRetry marks a script call go-redis must never send again by itself
+// (it would after a read timeout, on a new connection): the first call may
+// still run once Redis answers, and publishing is not idempotent.
+// Resending is left to publish, which does it only after NOSCRIPT, when
+// nothing ran.
+type noRetry struct{ *redis.Cmd }
+
+func (noRetry) NoRetry() bool { return true }
+
 // settle reads one call's replies, {epoch, seq} or an error per item.
-func settle(cmd *redis.Cmd, items []Item, idx []int, out []notification.Position, errs []error) {
+func settle(cmd *redis.Cmd, items []notification.Event, idx []int, out []notification.Stored, errs []error) {
 	replies, err := cmd.Slice()
 	if err == nil && len(replies) != len(idx) {
 		err = fmt.Errorf("%w: %d replies for %d events", notification.ErrBadMessage, len(replies), len(idx))
@@ -206,14 +237,15 @@ func settle(cmd *redis.Cmd, items []Item, idx []int, out []notification.Position
 		case error:
 			errs[i] = r
 		case []any:
-			if len(r) != 2 {
+			if len(r) != 2 && len(r) != 3 {
 				errs[i] = fmt.Errorf("%w: reply %v", notification.ErrBadMessage, r)
 				continue
 			}
 			epoch, _ := r[0].(string)
 			seq, _ := r[1].(string)
-			out[i], errs[i] = notification.ParsePosition(epoch, seq)
-			out[i].Link = max(items[i].Link, 1)
+			out[i].Pos, errs[i] = notification.ParsePosition(epoch, seq)
+			out[i].Pos.Link = max(items[i].Link, 1)
+			out[i].Existed = len(r) == 3
 		default:
 			errs[i] = fmt.Errorf("%w: reply %v", notification.ErrBadMessage, r)
 		}

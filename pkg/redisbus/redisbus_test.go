@@ -35,14 +35,14 @@ func TestPublishPositionsHistoryAndEpochs(t *testing.T) {
 	var last notification.Position
 	const n = 250 // trimming is approximate: whole nodes of 100 entries go
 	for i := 1; i <= n; i++ {
-		pos, err := pub.Publish(ctx, []Item{{Topic: "seller:1", Body: body(i)}})
+		pos, err := pub.Publish(ctx, []notification.Event{{Topic: "seller:1", Body: body(i)}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if pos[0].Seq != uint64(i) || (i > 1 && pos[0].Epoch != last.Epoch) || pos[0].Epoch == 0 {
+		if pos[0].Pos.Seq != uint64(i) || (i > 1 && pos[0].Pos.Epoch != last.Epoch) || pos[0].Pos.Epoch == 0 {
 			t.Fatalf("publish %d: position %+v after %+v", i, pos[0], last)
 		}
-		last = pos[0]
+		last = pos[0].Pos
 	}
 	got, err := hist.Positions(ctx, []string{"seller:1", "seller:2"})
 	if err != nil || got[0] != last || !got[1].Zero() {
@@ -65,32 +65,12 @@ func TestPublishPositionsHistoryAndEpochs(t *testing.T) {
 	}
 
 	r.Client().FlushAll(ctx)
-	pos, err := pub.Publish(ctx, []Item{{Topic: "seller:1", Body: body(13)}})
+	pos, err := pub.Publish(ctx, []notification.Event{{Topic: "seller:1", Body: body(13)}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if pos[0].Seq != 1 || pos[0].Epoch == last.Epoch {
+	if pos[0].Pos.Seq != 1 || pos[0].Pos.Epoch == last.Epoch {
 		t.Fatalf("after data loss: %+v, want seq 1 in a new epoch (old %d)", pos[0], last.Epoch)
-	}
-}
-
-// A retried publish with OnceID does not add an event the first attempt stored.
-func TestPublishOnce(t *testing.T) {
-	t.Parallel()
-	r := redistest.Start(t)
-	pub, hist := newBus(t, r)
-	ctx := t.Context()
-	first, _ := pub.Publish(ctx, []Item{{Topic: "seller:1", Body: body(1)}})
-	again, err := pub.Publish(ctx, []Item{{Topic: "seller:1", Body: body(1), OnceID: "id-1"}})
-	if err != nil || again[0] != first[0] {
-		t.Fatalf("retry: %+v %v, want the first position %+v", again, err, first[0])
-	}
-	other, _ := pub.Publish(ctx, []Item{{Topic: "seller:1", Body: body(2), OnceID: "id-2"}})
-	if other[0].Seq != 2 {
-		t.Fatalf("a new id with OnceID: seq %d, want 2", other[0].Seq)
-	}
-	if pos, _ := hist.Positions(ctx, []string{"seller:1"}); pos[0].Seq != 2 {
-		t.Fatalf("history holds %d events, want 2", pos[0].Seq)
 	}
 }
 
@@ -138,7 +118,7 @@ func TestSubscriberDeliversAndNoticesReconnect(t *testing.T) {
 	if err := p.Wait(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := pub.Publish(ctx, []Item{{Topic: "seller:1", Body: body(1)}, {Topic: "seller:2", Body: body(2)}}); err != nil {
+	if _, err := pub.Publish(ctx, []notification.Event{{Topic: "seller:1", Body: body(1)}, {Topic: "seller:2", Body: body(2)}}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, func() bool { n, _ := rec.counts(); return n == 1 })
@@ -176,8 +156,8 @@ func TestLinksChainEvents(t *testing.T) {
 	pub, hist := newBus(t, r)
 	ctx := t.Context()
 	for i, l := range []uint32{0xa1, 0xb2, 0xc3} {
-		pos, err := pub.Publish(ctx, []Item{{Topic: "seller:1", Body: body(i), Link: l}})
-		if err != nil || pos[0].Link != l {
+		pos, err := pub.Publish(ctx, []notification.Event{{Topic: "seller:1", Body: body(i), Link: l}})
+		if err != nil || pos[0].Pos.Link != l {
 			t.Fatalf("publish: %+v %v", pos, err)
 		}
 	}
@@ -219,13 +199,13 @@ func TestPublishOrderSurvivesScriptFlush(t *testing.T) {
 						return
 					default:
 					}
-					_, _ = other.Publish(ctx, []Item{{Topic: "seller:other", Body: body(0)}})
+					_, _ = other.Publish(ctx, []notification.Event{{Topic: "seller:other", Body: body(0)}})
 				}
 			})
 		}
-		items := make([]Item, per)
+		items := make([]notification.Event, per)
 		for i := range items {
-			items[i] = Item{Topic: "seller:1", Body: body(round*1000 + i)}
+			items[i] = notification.Event{Topic: "seller:1", Body: body(round*1000 + i)}
 		}
 		r.Client().ScriptFlush(ctx) // as a restarted or failed-over Redis
 		_, err := pub.Publish(ctx, items)
@@ -268,11 +248,11 @@ func TestConcurrentRangesShareCommands(t *testing.T) {
 	var epoch [3]uint64
 	for i, topic := range topics {
 		for n := 1; n <= 10; n++ {
-			pos, err := pub.Publish(ctx, []Item{{Topic: topic, Body: body(100*i + n)}})
+			pos, err := pub.Publish(ctx, []notification.Event{{Topic: topic, Body: body(100*i + n)}})
 			if err != nil {
 				t.Fatal(err)
 			}
-			epoch[i] = pos[0].Epoch
+			epoch[i] = pos[0].Pos.Epoch
 		}
 	}
 	if err := c.ConfigResetStat(ctx).Err(); err != nil {
@@ -330,9 +310,9 @@ func TestPublishEventFailsAlone(t *testing.T) {
 	if err := r.Client().Set(ctx, pub.keys.Meta("seller:bad"), "not a hash", 0).Err(); err != nil {
 		t.Fatal(err)
 	}
-	items := []Item{{Topic: "seller:1", Body: body(1)}, {Topic: "seller:bad", Body: body(2)}, {Topic: "seller:2", Body: body(3)}}
+	items := []notification.Event{{Topic: "seller:1", Body: body(1)}, {Topic: "seller:bad", Body: body(2)}, {Topic: "seller:2", Body: body(3)}}
 	pos, errs := pub.publish(ctx, items)
-	if errs[0] != nil || errs[2] != nil || pos[0].Seq != 1 || pos[2].Seq != 1 {
+	if errs[0] != nil || errs[2] != nil || pos[0].Pos.Seq != 1 || pos[2].Pos.Seq != 1 {
 		t.Fatalf("the good events: %+v, %v", pos, errs)
 	}
 	if errs[1] == nil || !strings.Contains(errs[1].Error(), "WRONGTYPE") {
@@ -351,9 +331,9 @@ func TestPublishEventFailsAlone(t *testing.T) {
 func TestPublishGroupsByPartitionInCluster(t *testing.T) {
 	t.Parallel()
 	keys := Keys{Prefix: "g:"}
-	var items []Item
+	var items []notification.Event
 	for i := range 40 {
-		items = append(items, Item{Topic: fmt.Sprintf("seller:%d", i%10)})
+		items = append(items, notification.Event{Topic: fmt.Sprintf("seller:%d", i%10)})
 	}
 	if g := NewPublisher(nil, keys, PublisherConfig{}).group(items); len(g) != 1 || len(g[0]) != 40 {
 		t.Fatalf("standalone: %d groups", len(g))

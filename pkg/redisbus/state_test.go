@@ -18,8 +18,8 @@ func newStateBus(t *testing.T, r *redistest.Server, maxKeys int64) (*Publisher, 
 }
 
 // keyed is an event setting key (or removing it) with a body naming n.
-func keyed(topic, key string, n int, remove bool) Item {
-	return Item{Topic: topic, Key: key, Remove: remove, Body: body(n)}
+func keyed(topic, key string, n int, remove bool) notification.Event {
+	return notification.Event{Topic: topic, Key: key, Remove: remove, Body: body(n)}
 }
 
 // readState returns the state's entries as "seq:body" and its position.
@@ -49,7 +49,7 @@ func TestStateFollowsKeyedPublishes(t *testing.T) {
 	if got, pos := readState(t, st, "device:1"); len(got) != 0 || !pos.Zero() {
 		t.Fatalf("never published: %v at %+v", got, pos)
 	}
-	items := []Item{
+	items := []notification.Event{
 		keyed("device:1", "a", 1, false), keyed("device:1", "b", 2, false), keyed("device:1", "c", 3, false),
 		{Topic: "device:1", Body: body(4)}, keyed("device:1", "a", 5, false), keyed("device:1", "b", 6, true),
 	}
@@ -62,8 +62,8 @@ func TestStateFollowsKeyedPublishes(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("state %v, want %v", got, want)
 	}
-	if at.Epoch != pos[5].Epoch || at.Seq != 6 || at.Link != 1 {
-		t.Fatalf("state position %+v, want the topic's, %+v", at, pos[5])
+	if at.Epoch != pos[5].Pos.Epoch || at.Seq != 6 || at.Link != 1 {
+		t.Fatalf("state position %+v, want the topic's, %+v", at, pos[5].Pos)
 	}
 }
 
@@ -75,7 +75,7 @@ func TestStateEvictsLeastRecentlyUpdated(t *testing.T) {
 	pub, st := newStateBus(t, r, 3)
 	ctx := t.Context()
 	for i, k := range []string{"a", "b", "c", "a", "d", "b"} {
-		if _, err := pub.Publish(ctx, []Item{keyed("device:1", k, i+1, false)}); err != nil {
+		if _, err := pub.Publish(ctx, []notification.Event{keyed("device:1", k, i+1, false)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -97,7 +97,7 @@ func TestStateNewEpochAndTTL(t *testing.T) {
 	r := redistest.Start(t)
 	pub, st := newStateBus(t, r, 10)
 	ctx := t.Context()
-	if _, err := pub.Publish(ctx, []Item{keyed("device:1", "a", 1, false), keyed("device:1", "b", 2, false)}); err != nil {
+	if _, err := pub.Publish(ctx, []notification.Event{keyed("device:1", "a", 1, false), keyed("device:1", "b", 2, false)}); err != nil {
 		t.Fatal(err)
 	}
 	c := r.Client()
@@ -115,12 +115,12 @@ func TestStateNewEpochAndTTL(t *testing.T) {
 	c.HSet(ctx, pub.keys.Meta("device:1"), "sx", time.Now().Add(time.Minute).UnixMilli())
 	c.PExpire(ctx, pub.keys.State("device:1"), time.Minute)
 	c.PExpire(ctx, pub.keys.StateOrder("device:1"), time.Minute)
-	if _, err := pub.Publish(ctx, []Item{{Topic: "device:1", Body: body(9)}}); err != nil { // unkeyed
+	if _, err := pub.Publish(ctx, []notification.Event{{Topic: "device:1", Body: body(9)}}); err != nil { // unkeyed
 		t.Fatal(err)
 	}
 	stateTTL("renewed by an unkeyed event", time.Hour, 2*time.Hour)
 	// Emptied, then a new key: the recreated keys get the expiry too.
-	if _, err := pub.Publish(ctx, []Item{keyed("device:1", "a", 1, true), keyed("device:1", "b", 2, true), keyed("device:1", "z", 3, false)}); err != nil {
+	if _, err := pub.Publish(ctx, []notification.Event{keyed("device:1", "a", 1, true), keyed("device:1", "b", 2, true), keyed("device:1", "z", 3, false)}); err != nil {
 		t.Fatal(err)
 	}
 	stateTTL("recreated", time.Hour, 2*time.Hour)
@@ -128,7 +128,7 @@ func TestStateNewEpochAndTTL(t *testing.T) {
 	if got, pos := readState(t, st, "device:1"); len(got) != 0 || !pos.Zero() {
 		t.Fatalf("state without its counter: %v at %+v", got, pos)
 	}
-	if _, err := pub.Publish(ctx, []Item{keyed("device:1", "c", 3, false)}); err != nil {
+	if _, err := pub.Publish(ctx, []notification.Event{keyed("device:1", "c", 3, false)}); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := readState(t, st, "device:1"); fmt.Sprint(got) != `[1:{"id":"id-3","data":3}]` {
@@ -145,7 +145,7 @@ func TestStateReadInPages(t *testing.T) {
 	pub, st := newStateBus(t, r, 5000)
 	ctx := t.Context()
 	const n = 3*statePageKeys + 7
-	items := make([]Item, 0, n)
+	items := make([]notification.Event, 0, n)
 	for i := 1; i <= n; i++ {
 		items = append(items, keyed("device:1", fmt.Sprintf("k%d", i), i, false))
 	}
@@ -157,7 +157,7 @@ func TestStateReadInPages(t *testing.T) {
 	pos, err := st.Read(ctx, "device:1", func(ms []notification.Message) error {
 		pages++
 		if pages == 2 { // updates while the state is read: k1 (read) and k1400 (not yet)
-			if _, err := pub.Publish(context.Background(), []Item{keyed("device:1", "k1", 9001, false), keyed("device:1", "k1400", 9002, false)}); err != nil {
+			if _, err := pub.Publish(context.Background(), []notification.Event{keyed("device:1", "k1", 9001, false), keyed("device:1", "k1400", 9002, false)}); err != nil {
 				return err
 			}
 		}

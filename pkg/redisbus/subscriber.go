@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
@@ -41,7 +42,21 @@ type Subscriber struct {
 	waiters map[string][]chan struct{} // channel → Subscribe calls awaiting confirmation
 	shards  map[int]*shard             // partition (always 0 unless sharded) → connection
 	run     *runState                  // set once Run has started
+
+	stats SubscriberStats
 }
+
+// SubscriberStats count what went wrong with the pub/sub connections;
+// read-api exports them.
+type SubscriberStats struct {
+	ReadErrors    atomic.Int64 // reads that failed: the connection was lost
+	Resubscribed  atomic.Int64 // topics subscribed again after a reconnect (each is checked against history)
+	ProbeTimeouts atomic.Int64 // probes not heard back: the connection was replaced
+	ProbeErrors   atomic.Int64 // probes that could not be published
+}
+
+// Stats are the subscriber's counters.
+func (s *Subscriber) Stats() *SubscriberStats { return &s.stats }
 
 type runState struct {
 	ctx context.Context

@@ -57,7 +57,8 @@ func New(cfg config.Config, log *zap.Logger) (*App, error) {
 	a.hub = hub.New(a.subscriber, log)
 
 	reg := httpserver.NewRegistry()
-	metrics := httpapi.NewMetrics(reg, a.hub)
+	metrics := httpapi.NewMetrics(reg, a.hub, a.subscriber)
+	a.hub.ObserveLag(metrics.Lag)
 	engine := httpserver.NewEngine(log, cfg.CORSOrigins)
 	httpserver.MountOps(engine, reg, a.ready)
 	limits := httpapi.Limits{
@@ -66,14 +67,15 @@ func New(cfg config.Config, log *zap.Logger) (*App, error) {
 		MaxConnectionAge:     cfg.MaxConnectionAge,
 		Stream:               stream.DefaultLimits(cfg.HeartbeatInterval),
 	}
+	limits.Stream.Stats = metrics.Streams
 	hangups, err := hangup.Shared()
 	if err != nil {
 		_ = client.Close()
 		return nil, err
 	}
-	history, state := redisbus.NewHistory(client, keys), redisbus.NewState(client, keys)
+	history, state := metrics.CountHistory(redisbus.NewHistory(client, keys)), redisbus.NewState(client, keys)
 	httpapi.New(verifier, a.hub, history, limits, a.drain, hangups, metrics, log).WithSnapshots(state).Mount(engine)
-	httpapi.NewReads(verifier, history, state, log).Mount(engine)
+	httpapi.NewReads(verifier, redisbus.NewHistory(client, keys), state, log).Mount(engine)
 	if cfg.ConsoleEnabled {
 		console.Mount(engine)
 	}
@@ -81,7 +83,7 @@ func New(cfg config.Config, log *zap.Logger) (*App, error) {
 	a.ln, err = net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		_ = client.Close()
-		return nil, fmt.Errorf("read-api: listen on %s: %w", cfg.HTTPAddr, err)
+		return nil, fmt.Errorf("read-api: listen on HTTP_ADDR=%q: %w", cfg.HTTPAddr, err)
 	}
 	a.srv = httpserver.New(engine, log)
 	return a, nil

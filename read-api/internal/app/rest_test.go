@@ -46,7 +46,7 @@ func TestRestingStreamsHoldNoGoroutine(t *testing.T) {
 
 	pub := redisbus.NewPublisher(r.Client(), redisbus.Keys{Prefix: "notify:"}, redisbus.PublisherConfig{HistoryMaxLen: 10, HistoryTTL: time.Hour})
 	env := []byte(`{"id":"01J00000000000000000000000","topic":"seller:7","type":"t","time":"2026-01-01T00:00:00Z","data":{"k":1}}`)
-	if _, err := pub.Publish(t.Context(), []redisbus.Item{{Topic: "seller:7", Body: notification.EncodeBody("t", env)}}); err != nil {
+	if _, err := pub.Publish(t.Context(), []notification.Event{{Topic: "seller:7", Body: notification.EncodeBody("t", env)}}); err != nil {
 		t.Fatal(err)
 	}
 	_ = conns[7].SetReadDeadline(time.Now().Add(5 * time.Second))
@@ -72,20 +72,5 @@ func TestRestingStreamsHoldNoGoroutine(t *testing.T) {
 // openRaw opens a stream over a plain connection and reads its head.
 func openRaw(t *testing.T, addr, tok string) (net.Conn, *bufio.Reader) {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
-	fmt.Fprintf(c, "GET /v1/stream HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nAccept: text/event-stream\r\n\r\n", addr, tok)
-	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	br := bufio.NewReader(c)
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("status %d", resp.StatusCode)
-	}
-	return c, br
+	return openStream(t, addr, tok, "")
 }

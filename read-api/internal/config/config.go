@@ -3,7 +3,6 @@
 package config
 
 import (
-	"fmt"
 	"time"
 
 	shared "notify/pkg/config"
@@ -23,13 +22,7 @@ type Config struct {
 
 // Load reads the configuration from environ, or the process environment
 // when environ is nil, and validates it.
-func Load(environ map[string]string) (Config, error) {
-	var c Config
-	if err := shared.Load(&c, environ); err != nil {
-		return c, err
-	}
-	return c, c.Validate()
-}
+func Load(environ map[string]string) (Config, error) { return shared.LoadValid[Config](environ) }
 
 // Validate rejects settings the service cannot run with.
 func (c Config) Validate() error {
@@ -38,15 +31,15 @@ func (c Config) Validate() error {
 	}
 	switch {
 	case c.HeartbeatInterval < 100*time.Millisecond:
-		return fmt.Errorf("%w: HEARTBEAT_INTERVAL must be at least 100ms", shared.ErrInvalid)
+		return shared.Invalid("HEARTBEAT_INTERVAL", c.HeartbeatInterval, "must be at least 100ms")
 	case c.MaxConnectionAge < time.Second:
-		return fmt.Errorf("%w: MAX_CONNECTION_AGE must be at least 1s", shared.ErrInvalid)
+		return shared.Invalid("MAX_CONNECTION_AGE", c.MaxConnectionAge, "must be at least 1s")
 	case c.DrainTimeout < 0:
-		return fmt.Errorf("%w: DRAIN_TIMEOUT must not be negative", shared.ErrInvalid)
+		return shared.Invalid("DRAIN_TIMEOUT", c.DrainTimeout, "must not be negative")
 	case c.MaxTopicsPerConnection < 1:
-		return fmt.Errorf("%w: MAX_TOPICS_PER_CONNECTION must be at least 1", shared.ErrInvalid)
+		return shared.Invalid("MAX_TOPICS_PER_CONNECTION", c.MaxTopicsPerConnection, "must be at least 1")
 	case c.MaxConnectionsPerSubject < 1:
-		return fmt.Errorf("%w: MAX_CONNECTIONS_PER_SUBJECT must be at least 1", shared.ErrInvalid)
+		return shared.Invalid("MAX_CONNECTIONS_PER_SUBJECT", c.MaxConnectionsPerSubject, "must be at least 1")
 	}
-	return nil
+	return shared.ListenAddr("HTTP_ADDR", c.HTTPAddr)
 }

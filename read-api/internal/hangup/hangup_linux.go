@@ -38,7 +38,7 @@ func NewEpoll() (*Epoll, error) {
 	// The goroutine waits for the epoll instance to become readable in
 	// Go's poller, not in a blocking epoll_wait: a goroutine in a system
 	// call keeps its P, and the rounds it starts would sit in that P's run
-	// queue until sysmon takes the P away (20 ms and more, measured).
+	// queue until sysmon takes the P away (docs/bench.md).
 	e := &Epoll{fd: fd, file: os.NewFile(uintptr(fd), "hangup-epoll"), subs: map[uint64]func(){}}
 	rc, err := e.file.SyscallConn()
 	if err != nil {

@@ -24,8 +24,8 @@ import (
 
 // JoinTimeout bounds the wait for Redis to confirm a stream's
 // subscriptions and read its positions; past it the client gets 503. It
-// leaves a margin under the contract's 3 s for a refusal, as write-api's
-// Redis budget does.
+// leaves a margin under the 3 s a refusal may take (docs/api.md), as
+// write-api's Redis budget does.
 const JoinTimeout = 2500 * time.Millisecond
 
 // Limits are the per-connection settings from config.
@@ -109,14 +109,15 @@ func (h *Handler) stream(c *gin.Context) {
 	hc, hijackErr := hijack(c.Writer)
 	drained, release := h.drain.Register(s.Wake)
 	h.metrics.Connections.Inc()
+	h.metrics.Opened.Inc()
 	done := func(err error) {
 		h.metrics.Connections.Dec()
+		h.metrics.closedStream(s.EndReason(err))
 		release()
 		h.hub.Leave(s, topics)
 		h.subjects.release(subject)
 		switch {
-		case errors.Is(err, stream.ErrSlow):
-			h.metrics.SlowClosed.Inc()
+		case errors.Is(err, stream.ErrSlow): // logged by the stream, counted above
 		case err != nil:
 			h.log.Debug("stream ended", zap.Error(err))
 		}

@@ -1,12 +1,27 @@
 package httpapi
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"context"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"notify/pkg/notification"
+	"notify/pkg/redisbus"
+	"notify/read-api/internal/stream"
+)
 
 // Metrics are read-api's own series. None is labelled per topic or
 // subject: their number is unbounded.
 type Metrics struct {
 	Connections prometheus.Gauge
-	SlowClosed  prometheus.Counter
+	Opened      prometheus.Counter
+	closed      [len(stream.EndReasons)]prometheus.Counter
+	// Lag is the publish → fan-out lag, for hub.ObserveLag.
+	Lag prometheus.Histogram
+	// Streams is what the pod's streams count, for stream.Limits.Stats.
+	Streams *stream.Stats
+
+	historyReads *prometheus.CounterVec
 }
 
 // HubStats are the hub's own counters, exported as they are read.
@@ -16,18 +31,114 @@ type HubStats interface {
 	Delivered() int64
 }
 
+// Bus is the pub/sub side as the metrics see it; redisbus.Subscriber
+// implements it.
+type Bus interface {
+	Stats() *redisbus.SubscriberStats
+	Healthy() error
+}
+
+// LagBuckets span a healthy pod (milliseconds) to a pod that has fallen
+// far behind (tens of seconds).
+var LagBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
+
 // NewMetrics registers the series.
-func NewMetrics(reg prometheus.Registerer, hub HubStats) *Metrics {
+func NewMetrics(reg prometheus.Registerer, hub HubStats, bus Bus) *Metrics {
 	m := &Metrics{
 		Connections: prometheus.NewGauge(prometheus.GaugeOpts{Name: "notify_read_connections", Help: "Open event streams."}),
-		SlowClosed:  prometheus.NewCounter(prometheus.CounterOpts{Name: "notify_read_slow_closed_total", Help: "Streams closed because the client did not keep up."}),
+		Opened:      prometheus.NewCounter(prometheus.CounterOpts{Name: "notify_read_streams_opened_total", Help: "Event streams started (response sent)."}),
+		Lag: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "notify_read_delivery_lag_seconds",
+			Help: "Seconds from a notification's publish (its time, write-api's clock) to its fan-out to this pod's streams; once per message.", Buckets: LagBuckets}),
+		Streams: &stream.Stats{},
+		historyReads: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "notify_read_history_reads_total",
+			Help: "Reads of topic positions and history from Redis by streams, by kind and outcome."}, []string{"kind", "outcome"}),
 	}
-	reg.MustRegister(m.Connections, m.SlowClosed,
+	closed := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "notify_read_streams_closed_total", Help: "Event streams ended, by reason."}, []string{"reason"})
+	for i, r := range stream.EndReasons {
+		m.closed[i] = closed.WithLabelValues(r)
+	}
+	for _, kind := range []string{"positions", "range"} {
+		for _, outcome := range []string{"ok", "error"} {
+			m.historyReads.WithLabelValues(kind, outcome)
+		}
+	}
+	reg.MustRegister(m.Connections, m.Opened, closed, m.Lag, m.historyReads,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "notify_read_topics_subscribed", Help: "Topics this pod holds in Redis pub/sub."},
 			func() float64 { return float64(hub.Subscribed()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "notify_read_bus_messages_total", Help: "Messages this pod read from Redis pub/sub."},
 			func() float64 { return float64(hub.Received()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "notify_read_deliveries_total", Help: "Events queued to streams (one per recipient stream)."},
 			func() float64 { return float64(hub.Delivered()) }))
+	for i, o := range stream.ResumeOutcomes {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "notify_read_resumes_total",
+			Help: "Streams opened with a cursor, by outcome: exact, reset (a stream.reset was sent), deferred (history unreadable at connect).", ConstLabels: prometheus.Labels{"outcome": o}},
+			func() float64 { return float64(m.Streams.Resumes(i)) }))
+	}
+	for i, r := range stream.ResetReasons {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "notify_read_resets_total",
+			Help: "stream.reset events sent, by reason.", ConstLabels: prometheus.Labels{"reason": r}},
+			func() float64 { return float64(m.Streams.Resets(i)) }))
+	}
+	m.registerBus(reg, bus)
 	return m
+}
+
+func (m *Metrics) registerBus(reg prometheus.Registerer, bus Bus) {
+	st := bus.Stats()
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "notify_read_pubsub_healthy", Help: "1 while every Redis pub/sub connection reads without error, else 0."},
+			func() float64 {
+				if bus.Healthy() != nil {
+					return 0
+				}
+				return 1
+			}),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "notify_read_pubsub_read_errors_total", Help: "Failed reads on a Redis pub/sub connection (connection lost)."},
+			func() float64 { return float64(st.ReadErrors.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "notify_read_pubsub_resubscribed_total", Help: "Topics subscribed again after a pub/sub reconnect; each is caught up from history."},
+			func() float64 { return float64(st.Resubscribed.Load()) }))
+	for _, p := range []struct {
+		result string
+		n      interface{ Load() int64 }
+	}{{"timeout", &st.ProbeTimeouts}, {"publish_error", &st.ProbeErrors}} {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "notify_read_pubsub_probe_failures_total",
+			Help: "Pub/sub self-probes that failed: timeout (not heard back; the connection was replaced) or publish_error.", ConstLabels: prometheus.Labels{"result": p.result}},
+			func() float64 { return float64(p.n.Load()) }))
+	}
+}
+
+// closed counts a stream's end.
+func (m *Metrics) closedStream(reason int) { m.closed[reason].Inc() }
+
+// CountHistory counts the reads streams make through h. Other methods of
+// the History interface pass through uncounted: a snapshot read added to
+// it gets its counter (notify_read_snapshot_reads_total) by a method
+// here.
+func (m *Metrics) CountHistory(h stream.History) stream.History {
+	return countedHistory{History: h, m: m}
+}
+
+type countedHistory struct {
+	stream.History
+	m *Metrics
+}
+
+func (h countedHistory) Positions(ctx context.Context, topics []string) ([]notification.Position, error) {
+	p, err := h.History.Positions(ctx, topics)
+	h.m.historyRead("positions", err)
+	return p, err
+}
+
+func (h countedHistory) Range(ctx context.Context, topic string, epoch, after uint64, count int64) ([]notification.Message, error) {
+	msgs, err := h.History.Range(ctx, topic, epoch, after, count)
+	h.m.historyRead("range", err)
+	return msgs, err
+}
+
+func (m *Metrics) historyRead(kind string, err error) {
+	outcome := "ok"
+	if err != nil {
+		outcome = "error"
+	}
+	m.historyReads.WithLabelValues(kind, outcome).Inc()
 }

@@ -2,13 +2,13 @@ package hub
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"hash/maphash"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"notify/pkg/notification"
@@ -35,9 +35,6 @@ const UnsubscribeAfter = 2 * time.Second
 
 const janitorTick = time.Second
 
-// ErrClosed is returned by Join after the hub stopped.
-var ErrClosed = errors.New("hub closed")
-
 // Hub is the pod's registry of topic → streams.
 type Hub struct {
 	bus    Bus
@@ -51,6 +48,8 @@ type Hub struct {
 	subscribed atomic.Int64 // topics held in Redis
 	received   atomic.Int64 // messages read from Redis
 	delivered  atomic.Int64 // events pushed to streams
+
+	lag prometheus.Observer // seconds from publish to fan-out; nil: not measured
 }
 
 type shard struct {
@@ -216,6 +215,23 @@ func (h *Hub) Deliver(msg notification.Message) {
 		m.Push(ev)
 	}
 	h.delivered.Add(int64(len(e.members)))
+	h.observeLag(msg.Envelope)
+}
+
+// ObserveLag makes the hub report, for every message it fans out, the
+// seconds from its publish (the envelope's time, write-api's clock) to
+// the end of its fan-out. Once per message, not per stream: every
+// recipient was queued within the same call, and what a client's socket
+// adds after that is what slow-stream closes count. Call before Run.
+func (h *Hub) ObserveLag(o prometheus.Observer) { h.lag = o }
+
+func (h *Hub) observeLag(env []byte) {
+	if h.lag == nil {
+		return
+	}
+	if at, ok := notification.EnvelopeTime(env); ok {
+		h.lag.Observe(max(time.Since(at).Seconds(), 0)) // clocks of two hosts: never below zero
+	}
 }
 
 // Resubscribed tells the topic's members to check history (redisbus.Handler).
@@ -227,20 +243,6 @@ func (h *Hub) Resubscribed(topic string) {
 		for m := range e.members {
 			m.Resync(topic)
 		}
-	}
-}
-
-// ResyncAll tells every member to check every topic against history.
-func (h *Hub) ResyncAll() {
-	for i := range h.shards {
-		s := &h.shards[i]
-		s.mu.RLock()
-		for t, e := range s.topics {
-			for m := range e.members {
-				m.Resync(t)
-			}
-		}
-		s.mu.RUnlock()
 	}
 }
 

@@ -131,7 +131,7 @@ func TestJoinWaitsForConfirmation(t *testing.T) {
 
 // Members share a topic's subscription: one leaving keeps it (and the other
 // keeps receiving) for good; the last leaving drops it after
-// UnsubscribeAfter and within the 5 s the contract promises.
+// UnsubscribeAfter and within the 5 s docs/api.md promises.
 func TestTopicRefCounting(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {

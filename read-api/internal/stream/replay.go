@@ -187,6 +187,8 @@ type resetData struct {
 }
 
 func (s *Stream) appendReset(topics []string, reason string) {
+	s.resetsSent++
+	s.limits.Stats.countReset(reason)
 	data, _ := json.Marshal(resetData{Topics: topics, Reason: reason})
 	s.appendControl("stream.reset", data)
 }

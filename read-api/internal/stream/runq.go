@@ -10,10 +10,10 @@ import (
 // pod at once: with a goroutine per round, ten thousand runnable
 // goroutines sat in the scheduler's FIFO queue ahead of the goroutine
 // reading Redis, so under load messages waited unread in its socket
-// (seconds, measured) instead of joining the streams' queues, where a
-// round would have written them together. With a few workers that yield
-// between batches, the reader runs within a few milliseconds and each
-// round writes everything queued by then.
+// instead of joining the streams' queues, where a round would have
+// written them together (docs/bench.md, "run queue"). With a few workers
+// that yield between batches, the reader runs soon after each batch and
+// each round writes everything queued by then.
 //
 // Workers only run rounds that cannot block (see Detached.runInline); a
 // round that must wait, for Redis or a full socket, moves to a goroutine

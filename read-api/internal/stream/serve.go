@@ -76,6 +76,9 @@ func (s *Stream) Begin(ctx context.Context, w http.ResponseWriter, opts Options)
 	} else {
 		s.start(ctx, opts.LastEventID, targets)
 	}
+	if opts.LastEventID != "" {
+		s.countResume()
+	}
 	return s.flush(w, rc)
 }
 
@@ -116,9 +119,9 @@ func newRunner(s *Stream, ctx context.Context, w http.ResponseWriter, opts Optio
 
 // step does one round: the deadlines first, then whatever was queued, in
 // one write. It keeps its own frame small, so that a round's deepest call
-// chain, the write, fits in a new goroutine's 2 KiB stack: a round that
-// outgrew it copied its stack every time (17 % of read-api's CPU in a
-// broadcast profile).
+// chain, the write, fits in a new goroutine's starting stack: a round that
+// outgrew it copied its stack every time, a large share of read-api's CPU
+// under a broadcast (docs/bench.md).
 func (r *runner) step() (end bool, err error) {
 	if end, err = r.collect(); end {
 		return end, err
@@ -135,14 +138,17 @@ func (r *runner) collect() (end bool, err error) {
 	s, opts := r.s, &r.opts
 	select {
 	case <-opts.Drain:
+		s.ended = endDrain
 		return true, s.closeForRebalance(r.w, r.rc)
 	default:
 	}
 	now := time.Now()
 	if !now.Before(r.maxAgeAt) {
+		s.ended = endMaxAge
 		return true, s.closeForRebalance(r.w, r.rc)
 	}
 	if !now.Before(opts.Expiry) {
+		s.ended = endExpired
 		s.appendControl("stream.expired", []byte(`{"reason":"token expired"}`))
 		return true, s.flush(r.w, r.rc)
 	}

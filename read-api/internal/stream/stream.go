@@ -32,6 +32,7 @@ type Limits struct {
 	MaxQueueEvents int           // backlog past which a stream is closed as slow
 	MaxQueueBytes  int
 	Retry          time.Duration // the retry: field sent first
+	Stats          *Stats        // where the pod counts resumes and resets; nil: nowhere
 }
 
 // DefaultLimits are sane for production; the heartbeat comes from config.
@@ -64,6 +65,9 @@ type Stream struct {
 	scratch   []byte                  // cursor encoding
 	lastWrite time.Time               // of the last flush: the heartbeat counts from it
 	deadline  time.Time               // the connection's write deadline
+
+	resetsSent int // stream.reset events written
+	ended      int // why a round ended the stream (EndReasons)
 }
 
 var _ hub.Member = (*Stream)(nil)

@@ -20,6 +20,8 @@ import (
 	"notify/write-api/internal/ingest"
 )
 
+var _ ingest.Bus = (*redisbus.Publisher)(nil)
+
 // App is a configured write-api, ready to Run.
 type App struct {
 	cfg    config.Config
@@ -45,20 +47,25 @@ func New(cfg config.Config, log *zap.Logger) (*App, error) {
 		return nil, err
 	}
 	keys := redisbus.Keys{Prefix: cfg.Redis.KeyPrefix}
-	pub := redisbus.NewPublisher(client, keys, redisbus.PublisherConfig{HistoryMaxLen: cfg.HistoryMaxLen, HistoryTTL: cfg.HistoryTTL, StateMaxKeys: cfg.StateMaxKeys, Sharded: sharded})
+	reg := httpserver.NewRegistry()
+	metrics := httpapi.NewMetrics(reg)
+	pub := redisbus.NewPublisher(client, keys, redisbus.PublisherConfig{
+		HistoryMaxLen: cfg.HistoryMaxLen, HistoryTTL: cfg.HistoryTTL, StateMaxKeys: cfg.StateMaxKeys, Sharded: sharded,
+		OnceWindow: ingest.IdempotencyTTL, ScriptLatency: metrics.ScriptLatency,
+	})
 	service := ingest.NewService(pub, ingest.NewIdempotency(client, keys))
 
-	reg := httpserver.NewRegistry()
 	engine := httpserver.NewEngine(log, cfg.CORSOrigins)
 	httpserver.MountOps(engine, reg, func(ctx context.Context) error { return redisbus.Ping(ctx, client) })
 	httpapi.New(verifier, service, ingest.Limits{MaxDataBytes: cfg.MaxDataBytes, MaxBatch: cfg.MaxBatch}, log).
 		WithRateLimit(httpapi.RateLimit{PerSecond: cfg.PublishRateLimit, Burst: cfg.RateBurst()}).
+		WithMetrics(metrics).
 		Mount(engine)
 
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		_ = client.Close()
-		return nil, fmt.Errorf("write-api: listen on %s: %w", cfg.HTTPAddr, err)
+		return nil, fmt.Errorf("write-api: listen on HTTP_ADDR=%q: %w", cfg.HTTPAddr, err)
 	}
 	return &App{cfg: cfg, log: log, client: client, ln: ln, srv: httpserver.New(engine, log)}, nil
 }

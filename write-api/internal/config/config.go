@@ -3,7 +3,6 @@
 package config
 
 import (
-	"fmt"
 	"math"
 	"time"
 
@@ -28,13 +27,7 @@ type Config struct {
 
 // Load reads the configuration from environ, or the process environment
 // when environ is nil, and validates it.
-func Load(environ map[string]string) (Config, error) {
-	var c Config
-	if err := shared.Load(&c, environ); err != nil {
-		return c, err
-	}
-	return c, c.Validate()
-}
+func Load(environ map[string]string) (Config, error) { return shared.LoadValid[Config](environ) }
 
 // Validate rejects settings the service cannot run with.
 func (c Config) Validate() error {
@@ -43,21 +36,21 @@ func (c Config) Validate() error {
 	}
 	switch {
 	case c.HistoryMaxLen < 1:
-		return fmt.Errorf("%w: HISTORY_MAX_LEN must be at least 1", shared.ErrInvalid)
+		return shared.Invalid("HISTORY_MAX_LEN", c.HistoryMaxLen, "must be at least 1")
 	case c.HistoryTTL < time.Second:
-		return fmt.Errorf("%w: HISTORY_TTL must be at least 1s", shared.ErrInvalid)
+		return shared.Invalid("HISTORY_TTL", c.HistoryTTL, "must be at least 1s")
 	case c.MaxDataBytes < 1 || c.MaxDataBytes > MaxBodyBytes:
-		return fmt.Errorf("%w: MAX_DATA_BYTES must be between 1 and %d", shared.ErrInvalid, MaxBodyBytes)
+		return shared.Invalid("MAX_DATA_BYTES", c.MaxDataBytes, "must be between 1 and %d", MaxBodyBytes)
 	case c.MaxBatch < 1:
-		return fmt.Errorf("%w: MAX_BATCH must be at least 1", shared.ErrInvalid)
+		return shared.Invalid("MAX_BATCH", c.MaxBatch, "must be at least 1")
 	case c.StateMaxKeys < 1:
-		return fmt.Errorf("%w: STATE_MAX_KEYS must be at least 1", shared.ErrInvalid)
+		return shared.Invalid("STATE_MAX_KEYS", c.StateMaxKeys, "must be at least 1")
 	case c.PublishRateLimit < 0 || math.IsNaN(c.PublishRateLimit) || math.IsInf(c.PublishRateLimit, 0):
-		return fmt.Errorf("%w: PUBLISH_RATE_LIMIT must be a number >= 0 (0 = off)", shared.ErrInvalid)
+		return shared.Invalid("PUBLISH_RATE_LIMIT", c.PublishRateLimit, "must be a number >= 0 (0 = off)")
 	case c.PublishRateBurst < 0:
-		return fmt.Errorf("%w: PUBLISH_RATE_BURST must be >= 0", shared.ErrInvalid)
+		return shared.Invalid("PUBLISH_RATE_BURST", c.PublishRateBurst, "must be >= 0")
 	}
-	return nil
+	return shared.ListenAddr("HTTP_ADDR", c.HTTPAddr)
 }
 
 // RateBurst is the effective burst: PUBLISH_RATE_BURST, or the rate
@@ -69,5 +62,5 @@ func (c Config) RateBurst() int {
 	return max(1, int(math.Ceil(c.PublishRateLimit)))
 }
 
-// MaxBodyBytes caps a request body (contract: 413 above 1 MiB).
+// MaxBodyBytes caps a request body: a larger one is answered 413.
 const MaxBodyBytes = 1 << 20

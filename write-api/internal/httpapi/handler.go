@@ -3,10 +3,8 @@
 package httpapi
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"io"
 	"mime"
@@ -30,6 +28,7 @@ type Handler struct {
 	service  *ingest.Service
 	limits   ingest.Limits
 	rate     *publisherLimiter
+	metrics  *Metrics
 	log      *zap.Logger
 }
 
@@ -45,8 +44,17 @@ func (h *Handler) WithRateLimit(rl RateLimit) *Handler {
 	return h
 }
 
+// WithMetrics counts every publish request's outcome in m.
+func (h *Handler) WithMetrics(m *Metrics) *Handler {
+	h.metrics = m
+	return h
+}
+
 // Mount adds the routes.
 func (h *Handler) Mount(r gin.IRouter) {
+	if h.metrics != nil {
+		r = r.Group("", h.metrics.countPublish)
+	}
 	r.POST("/v1/notifications", h.publishOne)
 	r.POST("/v1/notifications/batch", h.publishBatch)
 }
@@ -184,18 +192,6 @@ func readJSONBody(r *http.Request, w http.ResponseWriter) ([]byte, error) {
 		return nil, problem.Wrap(problem.Invalid, err, "the body could not be read")
 	}
 	return body, nil
-}
-
-func decodeStrict(body []byte, dst any) error {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(dst); err != nil {
-		return problem.Wrap(problem.Invalid, err, "malformed JSON: "+err.Error())
-	}
-	if dec.More() {
-		return problem.New(problem.Invalid, "malformed JSON: trailing data after the object")
-	}
-	return nil
 }
 
 func validIdempotencyKey(k string) bool {

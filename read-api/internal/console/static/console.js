@@ -14,9 +14,9 @@ import { NotifyClient } from './notify-client.js';
     board: $('board'), log: $('log'),
   };
 
-  let session = null;   // {token, topics, types, urls} of the current Connect
-  let client = null;    // the NotifyClient of the session
-  let opens = 0;        // successful opens in this session
+  let conn = null;      // {token, topics, types, urls} of the current Connect
+  let client = null;    // the NotifyClient of the current Connect
+  let opens = 0;        // successful opens since Connect
   let cursor = '';      // lastEventId of the last event: where a Connect resumes
   let cursorKey = null; // the topic set the cursor belongs to
   let reconnects = 0, count = 0;
@@ -96,12 +96,12 @@ import { NotifyClient } from './notify-client.js';
       return;
     }
     stop();
-    session = { token, topics: list(ui.topics.value), types: list(ui.types.value), urls: list(ui.urls.value) };
+    conn = { token, topics: list(ui.topics.value), types: list(ui.types.value), urls: list(ui.urls.value) };
     store.set('token', token);
     store.set('topics', ui.topics.value);
     store.set('types', ui.types.value);
     store.set('urls', ui.urls.value);
-    const key = session.topics.join(',');
+    const key = conn.topics.join(',');
     if (cursorKey !== null && cursorKey !== key) setCursor(''); // that cursor covers other topics
     cursorKey = key;
     ui.token.classList.remove('attention');
@@ -109,11 +109,11 @@ import { NotifyClient } from './notify-client.js';
     showClaims();
     opens = 0;
     const c = new NotifyClient({
-      url: session.urls.length ? session.urls : location.origin,
-      topics: session.topics,
+      url: conn.urls.length ? conn.urls : location.origin,
+      topics: conn.topics,
       lastEventId: cursor,
-      share: false, // each console tab is its own session, with its own token
-      getToken: () => (tokenExpired(session.token) ? waitForToken() : session.token),
+      share: false, // each console tab connects on its own, with its own token
+      getToken: () => (tokenExpired(conn.token) ? waitForToken() : conn.token),
     });
     client = c;
     c.onState((st) => { if (client === c) onState(st); });
@@ -154,7 +154,7 @@ import { NotifyClient } from './notify-client.js';
   function onEvent(env) {
     setCursor(client.lastEventId);
     ui.dupes.textContent = String(client.duplicates);
-    if (session.types.length && !session.types.includes(env.type)) return;
+    if (conn.types.length && !conn.types.includes(env.type)) return;
     ui.count.textContent = String(++count);
     addRow(env, false);
     updateBoard(env);
@@ -215,9 +215,9 @@ import { NotifyClient } from './notify-client.js';
     ui.urls.value = pick('urls');
     if (location.hash) history.replaceState(null, '', location.pathname + location.search); // keep the token out of the address bar
     ui.form.addEventListener('submit', (e) => { e.preventDefault(); connect(); });
-    ui.disconnect.addEventListener('click', () => { stop(); session = null; setState('closed'); });
+    ui.disconnect.addEventListener('click', () => { stop(); conn = null; setState('closed'); });
     ui.token.addEventListener('input', showClaims);
-    ui.types.addEventListener('change', () => { if (session) session.types = list(ui.types.value); });
+    ui.types.addEventListener('change', () => { if (conn) conn.types = list(ui.types.value); });
     showClaims();
     setState('idle');
     if (frag.get('token')) connect();
