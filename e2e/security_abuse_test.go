@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -136,8 +137,26 @@ func TestOversized(t *testing.T) {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
-		if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
-			t.Fatalf("%s with 40 KiB header: %d", u, resp.StatusCode)
+		if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge || resp.Header.Get("Content-Type") != "application/problem+json" {
+			t.Fatalf("%s with 40 KiB header: %d %q, want a 431 problem", u, resp.StatusCode, resp.Header.Get("Content-Type"))
+		}
+	}
+	// A request net/http refuses before any route runs is a problem too.
+	for _, p := range []*stack.Proc{w, r} {
+		conn, err := net.Dial("tcp", strings.TrimPrefix(p.URL, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+		_, _ = io.WriteString(conn, "GET /healthz HTTP/1.1\r\n\r\n") // no Host
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatalf("%s, request without Host: %v", p.Name, err)
+		}
+		resp.Body.Close()
+		conn.Close()
+		if resp.StatusCode != http.StatusBadRequest || resp.Header.Get("Content-Type") != "application/problem+json" {
+			t.Fatalf("%s, request without Host: %d %q, want a 400 problem", p.Name, resp.StatusCode, resp.Header.Get("Content-Type"))
 		}
 	}
 	big := `{"topics":["seller:1"],"type":"t","data":"` + strings.Repeat("x", 1<<20) + `"}`

@@ -122,6 +122,8 @@ func TestAuthMatrixHS256(t *testing.T) {
 		{name: "HS512 with the right secret", header: "Bearer " + mint(t, jwt.SigningMethodHS512, secret, "", claimsE2E(nil)), read: 401, pub: 401},
 		{name: "expired", header: hs(map[string]any{"exp": now.Add(-time.Minute).Unix()}), read: 401, pub: 401},
 		{name: "no exp", header: hs(map[string]any{"exp": nil}), read: 401, pub: 401},
+		{name: "no sub", header: hs(map[string]any{"sub": nil}), read: 401, pub: 401},
+		{name: "empty sub", header: hs(map[string]any{"sub": ""}), read: 401, pub: 401},
 		{name: "nbf in 1 min", header: hs(map[string]any{"nbf": now.Add(time.Minute).Unix()}), read: 401, pub: 401},
 		{name: "nbf in 2s (within leeway)", header: hs(map[string]any{"nbf": now.Add(2 * time.Second).Unix()}), read: 200, pub: 202},
 		{name: "iat in 1 min", header: hs(map[string]any{"iat": now.Add(time.Minute).Unix()}), read: 401, pub: 401},

@@ -92,8 +92,8 @@ func TestCORS(t *testing.T) {
 				for _, m := range []string{http.MethodGet, http.MethodOptions} {
 					resp := corsRequest(t, m, p.proc.URL+p.path, o, p.pre)
 					hasNoCORS(t, resp)
-					if resp.StatusCode < 400 {
-						t.Errorf("%s from %s: %d", m, o, resp.StatusCode)
+					if resp.StatusCode < 400 || resp.Header.Get("Content-Type") != "application/problem+json" {
+						t.Errorf("%s from %s: %d %q, want a problem", m, o, resp.StatusCode, resp.Header.Get("Content-Type"))
 					}
 				}
 			}

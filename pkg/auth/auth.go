@@ -37,6 +37,9 @@ const MinSecretBytes = 32
 var (
 	// ErrUnauthenticated is wrapped by every token failure (HTTP 401).
 	ErrUnauthenticated = errors.New("unauthenticated")
+	// ErrNoSubject is wrapped when a token has no sub: per-subject limits
+	// and idempotency keys are scoped by sub, so every token needs one.
+	ErrNoSubject = errors.New("the token has no sub claim")
 	// ErrConfig is wrapped by key configuration errors found at start.
 	ErrConfig = errors.New("auth configuration")
 )
@@ -134,8 +137,20 @@ func (v *Verifier) Verify(token Token) (*Claims, error) {
 	if claims.ExpiresAt == nil {
 		return nil, fmt.Errorf("%w: exp is required", ErrUnauthenticated)
 	}
+	if strings.TrimSpace(claims.Subject) == "" {
+		return nil, fmt.Errorf("%w: %w", ErrUnauthenticated, ErrNoSubject)
+	}
 	v.cache.put(token, claims)
 	return claims, nil
+}
+
+// Detail is the client-facing text of a Verify error: it names what the
+// client can fix without echoing the token or the library's wording.
+func Detail(err error) string {
+	if errors.Is(err, ErrNoSubject) {
+		return "the token has no sub claim: every token needs a non-empty sub"
+	}
+	return "the token is invalid or expired"
 }
 
 // tokenCache holds tokens whose signature and claims verified. Full, it

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -163,6 +164,9 @@ func TestClaimsHS256(t *testing.T) {
 		{"wrong secret", sign(t, hs, []byte("another-secret-another-secret-xx"), "", with("sub", "s")), false},
 		{"HS384", sign(t, jwt.SigningMethodHS384, secret, "", with("sub", "s")), false},
 		{"no exp", sign(t, hs, secret, "", with("exp", nil)), false},
+		{"no sub", sign(t, hs, secret, "", with("sub", nil)), false},
+		{"empty sub", sign(t, hs, secret, "", with("sub", "")), false},
+		{"blank sub", sign(t, hs, secret, "", with("sub", " ")), false},
 		{"expired", sign(t, hs, secret, "", with("exp", now.Add(-time.Minute).Unix())), false},
 		{"nbf in 2s (leeway)", sign(t, hs, secret, "", with("nbf", now.Add(2*time.Second).Unix())), true},
 		{"nbf in 1m", sign(t, hs, secret, "", with("nbf", now.Add(time.Minute).Unix())), false},
@@ -190,6 +194,35 @@ func TestClaimsHS256(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A token without sub is refused for every kind of token, and the error
+// says so (per-subject limits and idempotency keys are scoped by sub).
+func TestSubjectRequired(t *testing.T) {
+	t.Parallel()
+	secret := []byte("0123456789abcdef0123456789abcdef")
+	v, err := NewVerifier(Config{HS256Secret: string(secret), Audience: "notifications"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, extra := range map[string]jwt.MapClaims{
+		"subscriber": {"topics": []string{"seller:1"}},
+		"publisher":  {"scope": ScopePublish + " " + ScopeBroadcast},
+		"reader":     {"scope": "notifications:read"},
+	} {
+		c := claims()
+		delete(c, "sub")
+		for k, val := range extra {
+			c[k] = val
+		}
+		_, err := v.Verify(sign(t, jwt.SigningMethodHS256, secret, "", c))
+		if !errors.Is(err, ErrUnauthenticated) || !errors.Is(err, ErrNoSubject) {
+			t.Errorf("%s token without sub: %v, want ErrUnauthenticated and ErrNoSubject", name, err)
+		}
+		if d := Detail(err); !strings.Contains(d, "sub") {
+			t.Errorf("%s token without sub: detail %q does not name sub", name, d)
+		}
 	}
 }
 

@@ -43,8 +43,10 @@ func (j JWT) Auth() auth.Config {
 
 // Log configures zap.
 type Log struct {
-	Level  string `env:"LOG_LEVEL" envDefault:"info"`
-	Format string `env:"LOG_FORMAT" envDefault:"json"`
+	Level    string `env:"LOG_LEVEL" envDefault:"info"`
+	Format   string `env:"LOG_FORMAT" envDefault:"json"`
+	Pod      string `env:"POD_NAME"`
+	Hostname string `env:"HOSTNAME"`
 }
 
 // Common is what both services read.

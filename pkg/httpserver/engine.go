@@ -6,6 +6,7 @@ package httpserver
 import (
 	"net/http"
 	"net/url"
+	"sync"
 	"time"
 
 	"github.com/gin-contrib/cors"
@@ -18,6 +19,11 @@ import (
 
 func init() { gin.SetMode(gin.ReleaseMode) }
 
+// requestID is built once: requestid.New sets a package variable, so
+// engines built concurrently (tests, several services in one process)
+// would race on it.
+var requestID = sync.OnceValue(func() gin.HandlerFunc { return requestid.New() })
+
 // NewEngine returns a gin engine with recovery, request ids, access logs
 // and, when origins are configured, CORS for exactly those origins.
 func NewEngine(log *zap.Logger, corsOrigins []string) *gin.Engine {
@@ -25,7 +31,7 @@ func NewEngine(log *zap.Logger, corsOrigins []string) *gin.Engine {
 	// No proxy is trusted to set X-Forwarded-For: the logged client address
 	// is the peer's, never a header a client can forge.
 	_ = r.SetTrustedProxies(nil)
-	r.Use(recovery(log), dropBadRequestID, requestid.New(), accessLog(log))
+	r.Use(recovery(log), dropBadRequestID, requestID(), accessLog(log))
 	if len(corsOrigins) > 0 {
 		r.Use(cors.New(cors.Config{
 			AllowOrigins:     corsOrigins,
@@ -34,12 +40,22 @@ func NewEngine(log *zap.Logger, corsOrigins []string) *gin.Engine {
 			ExposeHeaders:    []string{"Idempotent-Replayed", "Retry-After", "X-Request-ID"},
 			AllowCredentials: false,
 			MaxAge:           10 * time.Minute,
+			// Consulted only for an origin outside the list: cors then
+			// refuses with a bare 403, so the problem is written here.
+			AllowOriginWithContextFunc: refuseOrigin,
 		}))
 	}
 	r.NoRoute(func(c *gin.Context) {
 		problem.Write(c.Writer, problem.New(problem.NotFound, "no route %s %s", c.Request.Method, c.Request.URL.Path))
 	})
 	return r
+}
+
+// refuseOrigin answers a cross-origin request from an origin not allowed
+// with a 403 problem, and lets cors abort the request.
+func refuseOrigin(c *gin.Context, _ string) bool {
+	problem.Write(c.Writer, problem.New(problem.Forbidden, "this origin is not allowed: see CORS_ALLOWED_ORIGINS"))
+	return false
 }
 
 // redactedQuery hides the values of parameters that carry secrets.

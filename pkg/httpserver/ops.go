@@ -9,6 +9,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"notify/pkg/problem"
 )
 
 // NewRegistry returns a Prometheus registry with Go and process metrics.
@@ -37,7 +39,7 @@ func MountOps(r *gin.Engine, reg *prometheus.Registry, ready func(context.Contex
 		ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
 		defer cancel()
 		if err := ready(ctx); err != nil {
-			c.String(http.StatusServiceUnavailable, "not ready: %v\n", err)
+			problem.Write(c.Writer, problem.New(problem.Unavailable, "not ready: %v", err))
 			return
 		}
 		c.String(http.StatusOK, "ready\n")

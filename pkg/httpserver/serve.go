@@ -33,10 +33,13 @@ func New(h http.Handler, log *zap.Logger) *http.Server {
 	}
 }
 
-// Serve serves on ln until ctx ends, then shuts down within grace.
+// Serve serves on ln until ctx ends, then shuts down within grace. The
+// answers net/http gives itself to malformed requests go out as
+// problem+json (rawerrors.go); a handler that hijacks a connection gets it
+// back with Unwrap.
 func Serve(ctx context.Context, srv *http.Server, ln net.Listener, grace time.Duration) error {
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- srv.Serve(problemListener{ln}) }()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("httpserver: serve: %w", err)

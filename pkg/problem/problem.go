@@ -29,6 +29,13 @@ const (
 	NotFound            Code = "not-found"
 	Gone                Code = "gone"
 	Internal            Code = "internal"
+	// Codes of the answers net/http decides before any handler runs; the
+	// servers send them as problems too (see httpserver).
+	Timeout             Code = "request-timeout"
+	HeadersTooLarge     Code = "headers-too-large"
+	ExpectationFailed   Code = "expectation-failed"
+	NotImplemented      Code = "not-implemented"
+	VersionNotSupported Code = "http-version-not-supported"
 )
 
 var table = map[Code]struct {
@@ -47,6 +54,21 @@ var table = map[Code]struct {
 	NotFound:            {http.StatusNotFound, "Not found"},
 	Gone:                {http.StatusGone, "History no longer available"},
 	Internal:            {http.StatusInternalServerError, "Internal error"},
+	Timeout:             {http.StatusRequestTimeout, "Request not received in time"},
+	HeadersTooLarge:     {http.StatusRequestHeaderFieldsTooLarge, "Request headers too large"},
+	ExpectationFailed:   {http.StatusExpectationFailed, "Expectation failed"},
+	NotImplemented:      {http.StatusNotImplemented, "Not implemented"},
+	VersionNotSupported: {http.StatusHTTPVersionNotSupported, "HTTP version not supported"},
+}
+
+// ForStatus returns the code answered with status, if there is one.
+func ForStatus(status int) (Code, bool) {
+	for code, e := range table {
+		if e.status == status {
+			return code, true
+		}
+	}
+	return "", false
 }
 
 // Error is an error with a client-facing code and detail.
@@ -93,6 +115,18 @@ type Body struct {
 // Write sends err as problem+json and returns the status sent. Errors that
 // are not *Error become a 500 with no detail: their text is internal.
 func Write(w http.ResponseWriter, err error) int {
+	status, header, body := Response(err)
+	for k, v := range header {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+	return status
+}
+
+// Response is what Write sends for err: the status, the headers and the
+// problem+json body.
+func Response(err error) (status int, header http.Header, body []byte) {
 	var pe *Error
 	if !errors.As(err, &pe) {
 		pe = &Error{Code: Internal}
@@ -101,15 +135,16 @@ func Write(w http.ResponseWriter, err error) int {
 	if !ok {
 		entry = table[Internal]
 	}
-	if pe.RetryAfter > 0 {
-		w.Header().Set("Retry-After", strconv.Itoa(int((pe.RetryAfter+time.Second-1)/time.Second)))
+	header = http.Header{
+		"Content-Type":  {"application/problem+json"},
+		"Cache-Control": {"no-store"},
 	}
-	w.Header().Set("Content-Type", "application/problem+json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(entry.status)
-	_ = json.NewEncoder(w).Encode(Body{
+	if pe.RetryAfter > 0 {
+		header.Set("Retry-After", strconv.Itoa(int((pe.RetryAfter+time.Second-1)/time.Second)))
+	}
+	body, _ = json.Marshal(Body{
 		Type: "urn:notify:problem:" + string(pe.Code), Title: entry.title, Status: entry.status,
 		Detail: pe.Detail, Index: pe.Index,
 	})
-	return entry.status
+	return entry.status, header, append(body, '\n')
 }

@@ -3,6 +3,7 @@
 package service
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -25,21 +26,22 @@ type App interface {
 // configuration, logOf picks the logging settings out of it, and build
 // wires the app. SIGINT and SIGTERM end Run's context.
 func Main[C any](name, defaultAddr string, load func(map[string]string) (C, error), logOf func(C) config.Log, build func(C, *zap.Logger) (App, error)) {
+	addr := cmp.Or(os.Getenv("HTTP_ADDR"), defaultAddr)
 	if healthcheck.Requested(os.Args) {
-		os.Exit(healthcheck.Run(os.Getenv("HTTP_ADDR"), defaultAddr))
+		os.Exit(healthcheck.Run(addr, defaultAddr))
 	}
-	if err := run(name, load, logOf, build); err != nil {
+	if err := run(name, addr, load, logOf, build); err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
 		os.Exit(1)
 	}
 }
 
-func run[C any](name string, load func(map[string]string) (C, error), logOf func(C) config.Log, build func(C, *zap.Logger) (App, error)) error {
+func run[C any](name, addr string, load func(map[string]string) (C, error), logOf func(C) config.Log, build func(C, *zap.Logger) (App, error)) error {
 	cfg, err := load(nil)
 	if err != nil {
 		return err
 	}
-	log, err := logOf(cfg).Logger(name)
+	log, err := logOf(cfg).Logger(name, addr)
 	if err != nil {
 		return err
 	}

@@ -28,6 +28,10 @@ func main() {
 		fmt.Fprintln(os.Stderr, "devtoken: set JWT_HS256_SECRET")
 		os.Exit(2)
 	}
+	if strings.TrimSpace(*sub) == "" {
+		fmt.Fprintln(os.Stderr, "devtoken: -sub must not be empty (the services refuse tokens without sub)")
+		os.Exit(2)
+	}
 	var tok string
 	var err error
 	if *scope != "" {

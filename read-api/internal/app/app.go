@@ -83,7 +83,7 @@ func New(cfg config.Config, log *zap.Logger) (*App, error) {
 	a.ln, err = net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		_ = client.Close()
-		return nil, fmt.Errorf("read-api: listen on HTTP_ADDR=%q: %w", cfg.HTTPAddr, err)
+		return nil, fmt.Errorf("listen on HTTP_ADDR=%q: %w", cfg.HTTPAddr, err)
 	}
 	a.srv = httpserver.New(engine, log)
 	return a, nil

@@ -217,7 +217,7 @@ func verify(v *auth.Verifier, r *http.Request) (*auth.Claims, error) {
 	}
 	claims, err := v.Verify(tok)
 	if err != nil {
-		return nil, problem.Wrap(problem.Unauthenticated, err, "the token is invalid or expired")
+		return nil, problem.Wrap(problem.Unauthenticated, err, auth.Detail(err))
 	}
 	return claims, nil
 }

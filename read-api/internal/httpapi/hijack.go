@@ -8,6 +8,7 @@ import (
 	"syscall"
 	"time"
 
+	"notify/pkg/httpserver"
 	"notify/read-api/internal/stream"
 )
 
@@ -37,6 +38,8 @@ func hijack(w http.ResponseWriter) (*hijacked, error) {
 	if err != nil {
 		return nil, fmt.Errorf("httpapi: hijack: %w", err)
 	}
+	conn = httpserver.Unwrap(conn) // the socket itself: its descriptor and writev
+
 	// net/http may have left its read deadline (ReadTimeout) on the
 	// connection; a stream's lifetime is governed by the stream itself.
 	_ = conn.SetDeadline(time.Time{})

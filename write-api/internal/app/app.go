@@ -65,7 +65,7 @@ func New(cfg config.Config, log *zap.Logger) (*App, error) {
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		_ = client.Close()
-		return nil, fmt.Errorf("write-api: listen on HTTP_ADDR=%q: %w", cfg.HTTPAddr, err)
+		return nil, fmt.Errorf("listen on HTTP_ADDR=%q: %w", cfg.HTTPAddr, err)
 	}
 	return &App{cfg: cfg, log: log, client: client, ln: ln, srv: httpserver.New(engine, log)}, nil
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"os"
 	"slices"
 	"time"
 
@@ -141,7 +142,7 @@ func (h *Handler) authenticate(r *http.Request) (*auth.Claims, error) {
 	}
 	claims, err := h.verifier.Verify(tok)
 	if err != nil {
-		return nil, problem.Wrap(problem.Unauthenticated, err, "the token is invalid or expired")
+		return nil, problem.Wrap(problem.Unauthenticated, err, auth.Detail(err))
 	}
 	if !claims.HasScope(auth.ScopePublish) {
 		return nil, problem.New(problem.Forbidden, "the token lacks the %s scope", auth.ScopePublish)
@@ -187,6 +188,10 @@ func readJSONBody(r *http.Request, w http.ResponseWriter) ([]byte, error) {
 	var tooLarge *http.MaxBytesError
 	if errors.As(err, &tooLarge) {
 		return nil, problem.New(problem.TooLarge, "the body exceeds %d bytes", config.MaxBodyBytes)
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) { // the server's ReadTimeout, which bounds a slow sender
+		w.Header().Set("Connection", "close")
+		return nil, problem.Wrap(problem.Timeout, err, "the body did not arrive in time")
 	}
 	if err != nil {
 		return nil, problem.Wrap(problem.Invalid, err, "the body could not be read")
