@@ -179,4 +179,10 @@ func TestClusterKeyedStateAndMasterRestart(t *testing.T) {
 			t.Fatalf("state of %s: %v, want %v", tp, got, want)
 		}
 	}
+	// History reads (one MULTI on the topic's node) too.
+	for _, tp := range topics[:8] {
+		if h := readHistoryDoc(t, r, tok, url.Values{"topic": {tp}}); len(h.Events) != 3 || h.Next != nil {
+			t.Fatalf("history of %s: %d events, next %v; want the 3 published", tp, len(h.Events), h.Next)
+		}
+	}
 }
