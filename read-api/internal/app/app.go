@@ -74,7 +74,7 @@ func New(cfg config.Config, log *zap.Logger) (*App, error) {
 		return nil, err
 	}
 	history, state := metrics.CountHistory(redisbus.NewHistory(client, keys)), redisbus.NewState(client, keys)
-	httpapi.New(verifier, a.hub, history, limits, a.drain, hangups, metrics, log).WithSnapshots(state).Mount(engine)
+	httpapi.New(verifier, a.hub, history, limits, a.drain, hangups, metrics, log).WithSnapshots(metrics.CountState(state)).Mount(engine)
 	httpapi.NewReads(verifier, redisbus.NewHistory(client, keys), state, log).Mount(engine)
 	if cfg.ConsoleEnabled {
 		console.Mount(engine)
