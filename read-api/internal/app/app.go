@@ -73,7 +73,9 @@ func New(cfg config.Config, log *zap.Logger) (*App, error) {
 		_ = client.Close()
 		return nil, err
 	}
-	httpapi.New(verifier, a.hub, metrics.CountHistory(redisbus.NewHistory(client, keys)), limits, a.drain, hangups, metrics, log).Mount(engine)
+	history, state := metrics.CountHistory(redisbus.NewHistory(client, keys)), redisbus.NewState(client, keys)
+	httpapi.New(verifier, a.hub, history, limits, a.drain, hangups, metrics, log).WithSnapshots(metrics.CountState(state)).Mount(engine)
+	httpapi.NewReads(verifier, redisbus.NewHistory(client, keys), state, log).Mount(engine)
 	if cfg.ConsoleEnabled {
 		console.Mount(engine)
 	}

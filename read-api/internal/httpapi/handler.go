@@ -55,6 +55,7 @@ type Handler struct {
 	subjects *subjectLimiter
 	drain    Drainer
 	hangups  hangup.Watcher
+	state    stream.StateReader // nil: snapshot=true is ignored
 	metrics  *Metrics
 	log      *zap.Logger
 }
@@ -74,6 +75,11 @@ func (h *Handler) stream(c *gin.Context) {
 		return
 	}
 	claims, topics, err := h.authorize(r)
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	snapshot, err := h.snapshotParam(r)
 	if err != nil {
 		h.fail(c, err)
 		return
@@ -114,6 +120,7 @@ func (h *Handler) stream(c *gin.Context) {
 		Expiry:      claims.ExpiresAt.Time,
 		MaxAge:      jitter(h.limits.MaxConnectionAge),
 		Drain:       drained,
+		Snapshot:    snapshot,
 	}
 	if hc == nil {
 		l.end(s.Serve(r.Context(), c.Writer, opts))
@@ -151,13 +158,9 @@ func lastEventID(r *http.Request) string {
 // for (each must be in the token's topics claim) or, by default, all of
 // the claim. Every stream also receives broadcast.
 func (h *Handler) authorize(r *http.Request) (*auth.Claims, []string, error) {
-	tok, err := auth.FromRequest(r, true)
+	claims, err := verify(h.verifier, r)
 	if err != nil {
-		return nil, nil, problem.Wrap(problem.Unauthenticated, err, "send Authorization: Bearer <token> or access_token=<token>")
-	}
-	claims, err := h.verifier.Verify(tok)
-	if err != nil {
-		return nil, nil, problem.Wrap(problem.Unauthenticated, err, auth.Detail(err))
+		return nil, nil, err
 	}
 	asked := r.URL.Query()["topic"]
 	if len(asked) > h.limits.MaxTopics {
@@ -197,4 +200,18 @@ func (h *Handler) fail(c *gin.Context, err error) {
 // together.
 func jitter(d time.Duration) time.Duration {
 	return time.Duration(float64(d) * (0.9 + 0.2*rand.Float64()))
+}
+
+// verify checks the request's token, from the Authorization header or the
+// access_token parameter (browsers' EventSource cannot send headers).
+func verify(v *auth.Verifier, r *http.Request) (*auth.Claims, error) {
+	tok, err := auth.FromRequest(r, true)
+	if err != nil {
+		return nil, problem.Wrap(problem.Unauthenticated, err, "send Authorization: Bearer <token> or access_token=<token>")
+	}
+	claims, err := v.Verify(tok)
+	if err != nil {
+		return nil, problem.Wrap(problem.Unauthenticated, err, auth.Detail(err))
+	}
+	return claims, nil
 }

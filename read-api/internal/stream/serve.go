@@ -21,6 +21,9 @@ type Options struct {
 	Expiry      time.Time       // the token's exp: stream.expired, then end
 	MaxAge      time.Duration   // close after this long (already jittered)
 	Drain       <-chan struct{} // closed when the pod wants the stream gone; Wake the stream then
+	// Snapshot, when set, starts the stream with its topics' state
+	// (snapshot=true): see startSnapshot.
+	Snapshot StateReader
 }
 
 // Open reads the topics' current positions: what a resumed stream replays
@@ -67,7 +70,13 @@ func (s *Stream) Begin(ctx context.Context, w http.ResponseWriter, opts Options)
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
 	s.out = sse.AppendRetry(s.out, s.limits.Retry.Milliseconds())
-	if err := s.start(ctx, opts.LastEventID, targets); err != nil {
+	var err error
+	if opts.Snapshot != nil {
+		err = s.startSnapshot(ctx, opts.Snapshot, opts.LastEventID, targets)
+	} else {
+		err = s.start(ctx, opts.LastEventID, targets)
+	}
+	if err != nil {
 		return err
 	}
 	if opts.LastEventID != "" {
