@@ -34,6 +34,8 @@ type App struct {
 	subscriber *redisbus.Subscriber
 	hub        *hub.Hub
 	drain      *drain.Drain
+	runs       *stream.RunQueue // the streams' rounds
+	hangups    hangup.Closer    // the streams' connections
 	ln         net.Listener
 	srv        *http.Server
 }
@@ -68,13 +70,14 @@ func New(cfg config.Config, log *zap.Logger) (*App, error) {
 		Stream:               stream.DefaultLimits(cfg.HeartbeatInterval),
 	}
 	limits.Stream.Stats = metrics.Streams
-	hangups, err := hangup.Shared()
-	if err != nil {
-		_ = client.Close()
+	if a.hangups, err = hangup.New(); err != nil {
+		a.release()
 		return nil, err
 	}
+	a.runs = stream.NewRunQueue()
+	limits.Stream.Runs = a.runs
 	history, state := metrics.CountHistory(redisbus.NewHistory(client, keys)), redisbus.NewState(client, keys)
-	httpapi.New(verifier, a.hub, history, limits, a.drain, hangups, metrics, log).WithSnapshots(metrics.CountState(state)).Mount(engine)
+	httpapi.New(verifier, a.hub, history, limits, a.drain, a.hangups, metrics, log).WithSnapshots(metrics.CountState(state)).Mount(engine)
 	httpapi.NewReads(verifier, redisbus.NewHistory(client, keys), state, log).Mount(engine)
 	if cfg.ConsoleEnabled {
 		console.Mount(engine)
@@ -82,11 +85,26 @@ func New(cfg config.Config, log *zap.Logger) (*App, error) {
 
 	a.ln, err = net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
-		_ = client.Close()
+		a.release()
 		return nil, fmt.Errorf("listen on HTTP_ADDR=%q: %w", cfg.HTTPAddr, err)
 	}
 	a.srv = httpserver.New(engine, log)
 	return a, nil
+}
+
+// release stops what New started besides the listener: streams that
+// outlived the drain still end, on goroutines of their own, when their
+// clients' writes fail.
+func (a *App) release() {
+	if a.runs != nil {
+		a.runs.Close()
+	}
+	if a.hangups != nil {
+		if err := a.hangups.Close(); err != nil {
+			a.log.Warn("closing the hang-up watcher", zap.Error(err))
+		}
+	}
+	_ = a.client.Close()
 }
 
 // Addr is the address the app listens on (useful with HTTP_ADDR=:0).
@@ -118,7 +136,7 @@ func (a *App) Run(ctx context.Context) error {
 	defer func() {
 		stopBG() // the subscriber closes its connections when it stops
 		wg.Wait()
-		_ = a.client.Close()
+		a.release()
 	}()
 
 	serveCtx, stopServe := context.WithCancel(context.Background())

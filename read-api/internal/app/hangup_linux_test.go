@@ -26,14 +26,11 @@ import (
 func TestHangupsAtTheHeadLeaveNothingBehind(t *testing.T) {
 	r := redistest.Start(t)
 	a := startApp(t, r)
-	watcher, err := hangup.Shared()
-	if err != nil {
-		t.Fatal(err)
-	}
-	epoll := watcher.(*hangup.Epoll)
+	epoll := a.hangups.(*hangup.Epoll)
 	const workers, perWorker = 16, 300 // 4,800 clients
 	toks := make([]string, workers)
 	for w := range toks {
+		var err error
 		toks[w], err = devtoken.Subscriber(secret, "notifications", fmt.Sprintf("hanger-%d", w), []string{fmt.Sprintf("seller:h%d", w%4)}, time.Hour)
 		if err != nil {
 			t.Fatal(err)

@@ -9,7 +9,7 @@ import (
 // Detached runs a stream after Begin without a goroutine of its own: a
 // stream at rest is only memory and a timer. Each wake (events queued, a
 // topic to resync, the deadline, the drain, the client hanging up) queues
-// a round on the pod's run queue (runq.go). A round that might wait, for
+// a round on the pod's run queue (Limits.Runs). A round that might wait, for
 // history or for a socket that does not take the whole write, continues
 // on a short-lived goroutine until nothing is left to do. Deep call chains
 // then never grow a stack that would stay grown, and no goroutine per
@@ -22,6 +22,7 @@ import (
 // onEnd, given to Start, reads only what was set up before it.
 type Detached struct {
 	r     *runner
+	runs  *RunQueue   // the pod's (Limits.Runs)
 	try   TryWriter   // nil: every round runs on a goroutine
 	onEnd func(error) // set by Start
 	state atomic.Int32
@@ -47,12 +48,14 @@ const (
 	ended
 )
 
-// Detach prepares a stream, after Begin, for Start. If the client Begin
-// wrote to is a TryWriter, rounds that need not wait run on the pod's run
-// queue.
+// Detach prepares a stream, after Begin, for Start. If the pod has a run
+// queue and the client Begin wrote to is a TryWriter, rounds that need not
+// wait run on the queue.
 func (s *Stream) Detach(ctx context.Context, opts Options) *Detached {
 	d := &Detached{r: newRunner(s, ctx, opts)}
-	d.try, _ = s.w.(TryWriter)
+	if d.runs = s.limits.Runs; d.runs != nil {
+		d.try, _ = s.w.(TryWriter)
+	}
 	d.state.Store(running)
 	d.timer = time.AfterFunc(time.Hour, d.Wake)
 	d.timer.Stop()
@@ -76,7 +79,7 @@ func (d *Detached) Start(onEnd func(error)) {
 // schedule runs the round the state was set to running for.
 func (d *Detached) schedule() {
 	if d.try != nil {
-		runq.push(d)
+		d.runs.push(d)
 	} else {
 		go d.rounds()
 	}
@@ -123,7 +126,7 @@ func (d *Detached) runInline() {
 		d.arm(d.r.wakeAt)
 		if !d.state.CompareAndSwap(running, idle) {
 			d.state.Store(running) // woken meanwhile: queue it again, behind the others
-			runq.push(d)
+			d.runs.push(d)
 		}
 	}
 }

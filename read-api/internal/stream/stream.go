@@ -36,6 +36,7 @@ type Limits struct {
 	Retry          time.Duration // the retry: field sent first
 	Replay         *ReplayBudget // shared by every stream of the pod
 	Stats          *Stats        // where the pod counts resumes and resets; nil: nowhere
+	Runs           *RunQueue     // shared by every stream of the pod; nil: every round runs on a goroutine of its own
 }
 
 // DefaultLimits are sane for production; the heartbeat comes from config.
