@@ -77,7 +77,10 @@ func New(cfg config.Config, log *zap.Logger) (*App, error) {
 	a.runs = stream.NewRunQueue()
 	limits.Stream.Runs = a.runs
 	history, state := metrics.CountHistory(redisbus.NewHistory(client, keys)), redisbus.NewState(client, keys)
-	httpapi.New(verifier, a.hub, history, limits, a.drain, a.hangups, metrics, log).WithSnapshots(metrics.CountState(state)).Mount(engine)
+	httpapi.New(httpapi.Deps{
+		Verifier: verifier, Hub: a.hub, History: history, State: metrics.CountState(state),
+		Limits: limits, Drain: a.drain, Hangups: a.hangups, Metrics: metrics, Log: log,
+	}).Mount(engine)
 	httpapi.NewReads(verifier, redisbus.NewHistory(client, keys), state, log).Mount(engine)
 	if cfg.ConsoleEnabled {
 		console.Mount(engine)

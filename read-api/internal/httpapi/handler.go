@@ -60,9 +60,26 @@ type Handler struct {
 	log      *zap.Logger
 }
 
+// Deps is what the handler is built from; every field but State is
+// required.
+type Deps struct {
+	Verifier *auth.Verifier
+	Hub      *hub.Hub
+	History  stream.History
+	State    stream.StateReader // nil: snapshot=true is ignored; else each stream may start with its topics' keyed state
+	Limits   Limits
+	Drain    Drainer
+	Hangups  hangup.Watcher
+	Metrics  *Metrics
+	Log      *zap.Logger
+}
+
 // New returns the handler.
-func New(verifier *auth.Verifier, h *hub.Hub, history stream.History, limits Limits, drain Drainer, hangups hangup.Watcher, metrics *Metrics, log *zap.Logger) *Handler {
-	return &Handler{verifier: verifier, hub: h, history: history, limits: limits, subjects: newSubjectLimiter(limits.MaxStreamsPerSubject), drain: drain, hangups: hangups, metrics: metrics, log: log}
+func New(d Deps) *Handler {
+	return &Handler{
+		verifier: d.Verifier, hub: d.Hub, history: d.History, state: d.State, limits: d.Limits,
+		subjects: newSubjectLimiter(d.Limits.MaxStreamsPerSubject), drain: d.Drain, hangups: d.Hangups, metrics: d.Metrics, log: d.Log,
+	}
 }
 
 // Mount adds the route.

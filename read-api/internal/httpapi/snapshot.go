@@ -8,13 +8,6 @@ import (
 	"notify/read-api/internal/stream"
 )
 
-// WithSnapshots lets streams ask for snapshot=true: each starts with its
-// topics' keyed state, read from st.
-func (h *Handler) WithSnapshots(st stream.StateReader) *Handler {
-	h.state = st
-	return h
-}
-
 // snapshotParam reads the stream's snapshot parameter: the state reader
 // when it is true, nil when absent or false.
 func (h *Handler) snapshotParam(r *http.Request) (stream.StateReader, error) {
