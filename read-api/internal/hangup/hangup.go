@@ -35,6 +35,8 @@ func New() (Closer, error) { return newPlatform() }
 // one-byte read.
 type Reads struct{}
 
+var _ Closer = Reads{}
+
 // Close does nothing: each goroutine ends when its connection is closed.
 func (Reads) Close() error { return nil }
 

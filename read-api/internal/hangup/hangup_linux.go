@@ -30,6 +30,8 @@ type Epoll struct {
 	done     chan struct{} // closed when the loop returned
 }
 
+var _ Closer = (*Epoll)(nil)
+
 func newPlatform() (Closer, error) { return NewEpoll() }
 
 // NewEpoll starts a watcher and its goroutine; Close stops them.

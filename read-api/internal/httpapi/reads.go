@@ -36,11 +36,6 @@ type HistoryReader interface {
 	Newest(ctx context.Context, topic string, before uint64, limit int) (redisbus.HistoryPage, error)
 }
 
-var (
-	_ HistoryReader      = (*redisbus.History)(nil)
-	_ stream.StateReader = (*redisbus.State)(nil)
-)
-
 // Reads serves GET /v1/history and GET /v1/state: what a topic was sent,
 // and its current keyed state, each with a cursor a stream can resume
 // from.

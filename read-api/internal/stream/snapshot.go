@@ -12,8 +12,7 @@ import (
 	"notify/read-api/internal/cursor"
 )
 
-// StateReader reads a topic's keyed state at one position, page by page;
-// redisbus.State implements it.
+// StateReader reads a topic's keyed state at one position, page by page.
 type StateReader interface {
 	Read(ctx context.Context, topic string, fn func([]notification.Message) error) (notification.Position, error)
 }

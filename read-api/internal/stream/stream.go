@@ -19,8 +19,7 @@ import (
 	"notify/read-api/internal/hub"
 )
 
-// History reads topics' positions and past events; redisbus.History
-// implements it. Range returns a bounded page (about 256 KiB however large
+// History reads topics' positions and past events. Range returns a bounded page (about 256 KiB however large
 // the events are, at least one event): a stream holds one page at a time.
 type History interface {
 	Positions(ctx context.Context, topics []string) ([]notification.Position, error)
