@@ -85,59 +85,112 @@ func New(d Deps) *Handler {
 // Mount adds the route.
 func (h *Handler) Mount(r gin.IRouter) { r.GET("/v1/stream", h.stream) }
 
+// stream serves one stream request in four steps, each of which answers
+// the client itself when it refuses: admit it, open the stream (hub and
+// positions), take the connection from net/http, and start the stream's
+// lifecycle.
 func (h *Handler) stream(c *gin.Context) {
+	a, ok := h.admit(c)
+	if !ok {
+		return
+	}
+	s, ok := h.open(c, a)
+	if !ok {
+		return
+	}
+	hc, ok := h.takeConn(c, s, a)
+	if !ok {
+		return
+	}
+	h.start(c, s, a, hc)
+}
+
+// admission is what an admitted request streams with.
+type admission struct {
+	claims   *auth.Claims
+	topics   []string
+	subject  string             // the stream keeps this, not the whole claims
+	snapshot stream.StateReader // nil: no snapshot
+}
+
+// admit refuses the request when the pod drains, the token or parameters
+// are bad, or the subject has too many streams; otherwise the subject's
+// slot is taken and the caller must release it.
+func (h *Handler) admit(c *gin.Context) (admission, bool) {
 	r := c.Request
 	if h.drain.Draining() {
 		h.fail(c, &problem.Error{Code: problem.Unavailable, Detail: "this pod is draining; reconnect", RetryAfter: time.Second})
-		return
+		return admission{}, false
 	}
 	claims, topics, err := h.authorize(r)
 	if err != nil {
 		h.fail(c, err)
-		return
+		return admission{}, false
 	}
 	snapshot, err := h.snapshotParam(r)
 	if err != nil {
 		h.fail(c, err)
-		return
+		return admission{}, false
 	}
-	subject := claims.Subject // the stream keeps this, not the whole claims
-	if !h.subjects.acquire(subject) {
+	a := admission{claims: claims, topics: topics, subject: claims.Subject, snapshot: snapshot}
+	if !h.subjects.acquire(a.subject) {
 		h.fail(c, &problem.Error{Code: problem.TooManyRequests, Detail: "too many open streams for this subject", RetryAfter: 5 * time.Second})
-		return
+		return admission{}, false
 	}
-	s := stream.New(topics, h.history, h.limits.Stream, h.log)
-	if err := h.join(r.Context(), s, topics); err != nil {
-		h.subjects.release(subject)
+	return a, true
+}
+
+// open makes the stream and joins it to the hub (see join). On failure
+// the subject's slot is released and the client answered, unless it left.
+func (h *Handler) open(c *gin.Context, a admission) (*stream.Stream, bool) {
+	r := c.Request
+	s := stream.New(a.topics, h.history, h.limits.Stream, h.log)
+	if err := h.join(r.Context(), s, a.topics); err != nil {
+		h.subjects.release(a.subject)
 		if r.Context().Err() != nil { // the client left: nobody to answer, nothing failed
 			closeUnanswered(c.Writer)
 			httpserver.SetOutcome(c, httpserver.Outcome{Note: "client went away before its stream started"})
 			c.Abort()
-			return
+			return nil, false
 		}
 		h.fail(c, &problem.Error{Code: problem.Unavailable, Detail: "Redis is unavailable; retry later", RetryAfter: time.Second, Err: err})
-		return
+		return nil, false
 	}
-	// A stream lives for an hour: take the connection from net/http, so
-	// its per-connection buffers and the handler's goroutine are freed; at
-	// rest the stream is then only memory and a timer (stream.Detached).
+	return s, true
+}
+
+// takeConn takes the connection from net/http: a stream lives for an
+// hour, so its per-connection buffers and the handler's goroutine are
+// freed; at rest the stream is then only memory and a timer
+// (stream.Detached). A writer that cannot be hijacked gives nil and the
+// stream is served on the handler's goroutine. On failure the stream's
+// registrations are undone.
+func (h *Handler) takeConn(c *gin.Context, s *stream.Stream, a admission) (*hijacked, bool) {
 	hc, err := hijack(c.Writer)
 	if err != nil && !errors.Is(err, errCannotHijack) {
-		h.hub.Leave(s, topics)
-		h.subjects.release(subject)
+		h.hub.Leave(s, a.topics)
+		h.subjects.release(a.subject)
 		httpserver.SetOutcome(c, httpserver.Outcome{Note: "stream refused: " + err.Error()})
-		return
+		return nil, false
 	}
+	return hc, true
+}
+
+// start registers the stream with the drain and the metrics and runs it:
+// detached on the hijacked connection hc, or on the handler's goroutine
+// when hc is nil. Its lifecycle's end undoes every registration.
+func (h *Handler) start(c *gin.Context, s *stream.Stream, a admission, hc *hijacked) {
+	r := c.Request
 	drained, release := h.drain.Register(s.Wake)
 	h.metrics.Connections.Inc()
 	h.metrics.Opened.Inc()
-	l := &lifecycle{h: h, s: s, topics: topics, subject: subject, release: release}
+	l := &lifecycle{h: h, s: s, topics: a.topics, subject: a.subject, release: release}
 	opts := stream.Options{
 		LastEventID: lastEventID(r),
-		Expiry:      claims.ExpiresAt.Time,
+		Expiry:      a.claims.ExpiresAt.Time,
 		MaxAge:      jitter(h.limits.MaxConnectionAge),
 		Drain:       drained,
-		Snapshot:    snapshot,
+		Snapshot:    a.snapshot,
 	}
 	if hc == nil {
 		l.end(s.Serve(r.Context(), c.Writer, opts))
