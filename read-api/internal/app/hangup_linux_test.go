@@ -141,14 +141,27 @@ func ownFDs(t *testing.T, redisPort int) int {
 
 // serverConns counts the pod's accepted connections that still have a
 // descriptor: established, or closed by the client and not yet by the pod.
+// Only this process's sockets count: the table is the whole network
+// namespace's, where another process's connection may use the same port
+// on another loopback address.
 func serverConns(t *testing.T, addr string) int {
 	t.Helper()
 	_, p, _ := net.SplitHostPort(addr)
 	port, _ := strconv.Atoi(p)
+	own := map[string]bool{}
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if target, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil {
+			own[target] = true
+		}
+	}
 	n := 0
 	for _, f := range []string{"/proc/self/net/tcp", "/proc/self/net/tcp6"} {
 		for _, e := range tcpEntries(t, f) {
-			if e.localPort == port && (e.state == "01" || e.state == "08") { // ESTABLISHED, CLOSE_WAIT
+			if e.localPort == port && own["socket:["+e.inode+"]"] && (e.state == "01" || e.state == "08") { // ESTABLISHED, CLOSE_WAIT
 				n++
 			}
 		}
