@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -499,4 +500,123 @@ func TestBrowserConsoleReset(t *testing.T) {
 	if d := text(t, ctx, "dupes"); d != "0" {
 		t.Errorf("the server replayed %s events the cursor had seen", d)
 	}
+}
+
+// boardState is the keyed board of topic as the console shows it: key →
+// "type data".
+func boardState(t *testing.T, ctx context.Context, topic string) map[string]string {
+	t.Helper()
+	var got map[string]string
+	eval(t, ctx, fmt.Sprintf(`Object.fromEntries(Array.from(document.querySelectorAll('#board [data-topic=%q] tr[data-key]'),
+		tr => [tr.dataset.key, tr.dataset.type + ' ' + tr.querySelector('td.data').textContent]))`, topic), &got)
+	return got
+}
+
+// waitBoard waits until the keyed board of topic shows exactly want.
+func waitBoard(t *testing.T, ctx context.Context, what, topic string, want map[string]string) {
+	t.Helper()
+	var js strings.Builder
+	fmt.Fprintf(&js, `(() => { const rows = document.querySelectorAll('#board [data-topic=%q] tr[data-key]'); const want = {`, topic)
+	for k, v := range want {
+		fmt.Fprintf(&js, "%q: %q,", k, v)
+	}
+	js.WriteString(`}; return rows.length === Object.keys(want).length && Array.from(rows).every(tr =>
+		want[tr.dataset.key] === tr.dataset.type + ' ' + tr.querySelector('td.data').textContent); })()`)
+	pollJS(t, ctx, 15*time.Second, what, js.String(), fmt.Sprintf(`JSON.stringify({synced: document.getElementById('synced').dataset.synced,
+		banner: document.getElementById('banner').textContent, board: document.getElementById('board').innerText})`))
+	if got := boardState(t, ctx, topic); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("%s: board %v, want %v", what, got, want)
+	}
+}
+
+func waitSynced(t *testing.T, ctx context.Context) {
+	t.Helper()
+	waitFor(t, ctx, 15*time.Second, "snapshot synced", `document.getElementById('synced').dataset.synced === 'true'`)
+}
+
+// With Snapshot on, the console opens the stream with snapshot=true and its
+// board shows each topic's keyed state: the current value of every key
+// (removed keys gone), updated live, and rebuilt after a stream.reset.
+func TestBrowserConsoleSnapshotBoard(t *testing.T) {
+	t.Parallel()
+	s := stack.New(t)
+	w := s.StartWrite(map[string]string{"HISTORY_MAX_LEN": "10"})
+	r1, r2 := s.StartRead(consoleOn), s.StartRead(consoleOn)
+	front := frontTo(t, r1, r2)
+	pub := publisher.New(w.URL, publisher.WithToken(s.PublisherToken("fleet")))
+	ctx := newBrowser(t)
+
+	const topic = "fleet:acme"
+	status := func(key, state string) publisher.Notification {
+		return publisher.Notification{Topics: []string{topic}, Type: "device.status", Key: key, Data: map[string]string{"state": state}}
+	}
+	removed := func(key string) publisher.Notification {
+		return publisher.Notification{Topics: []string{topic}, Type: "device.removed", Key: key, Data: nil}
+	}
+	publishAll(t, pub, status("dev-1", "online"), status("dev-2", "online"), status("dev-3", "charging"),
+		status("dev-1", "offline"), removed("dev-2"),
+		publisher.Notification{Topics: []string{topic}, Type: "note", Data: "no key: not state"})
+
+	run(t, ctx, 15*time.Second, chromedp.Navigate(consoleURL(front.URL, s.SubscriberToken("admin", topic), []string{topic}, nil)+"&snapshot=true"))
+	waitOpen(t, ctx)
+	waitSynced(t, ctx)
+	if n := metric(t, r1, "notify_read_connections"); n != 1 {
+		t.Fatalf("the page's stream is not on pod 1 (connections %v)", n)
+	}
+	var checked bool
+	eval(t, ctx, `document.getElementById('snapshot').checked`, &checked)
+	if !checked {
+		t.Error("the snapshot checkbox is off after a link with snapshot=true")
+	}
+	waitBoard(t, ctx, "the snapshot", topic, map[string]string{
+		"dev-1": `device.status {"state":"offline"}`,
+		"dev-3": `device.status {"state":"charging"}`,
+	})
+	waitFor(t, ctx, 5*time.Second, "a card for broadcast (no keys)", `document.querySelector('#board [data-topic="broadcast"][data-keys="0"]') !== null`)
+	if n := text(t, ctx, "count"); n != "0" {
+		t.Errorf("event count %s after the snapshot, want 0: snapshot entries are state, not new events", n)
+	}
+
+	live := publishAll(t, pub, status("dev-3", "online"), status("dev-4", "online"), removed("dev-1"))
+	waitRows(t, ctx, len(live))
+	waitBoard(t, ctx, "live changes", topic, map[string]string{
+		"dev-3": `device.status {"state":"online"}`,
+		"dev-4": `device.status {"state":"online"}`,
+	})
+	var rowID string
+	eval(t, ctx, fmt.Sprintf(`document.querySelector('#board [data-topic=%q] tr[data-key="dev-4"]').dataset.id`, topic), &rowID)
+	if rowID != live[1] {
+		t.Errorf("dev-4's row shows notification %s, want %s", rowID, live[1])
+	}
+	saveScreenshot(t, ctx, "console-snapshot.png")
+
+	// The page's pod dies while history moves past its cursor: the other pod
+	// (held until then) answers the resume with stream.reset and the
+	// topic's snapshot, and the board is rebuilt from it.
+	r2.Signal(syscall.SIGSTOP)
+	stopped := true
+	t.Cleanup(func() {
+		if stopped {
+			r2.Signal(syscall.SIGCONT)
+		}
+	})
+	r1.Kill()
+	batch := make([]publisher.Notification, 300) // trimming is per 100-entry node
+	for i := range batch {
+		batch[i] = status(fmt.Sprintf("dev-%d", 5+i%3), fmt.Sprint("seq ", i))
+	}
+	batch = append(batch, removed("dev-3"))
+	if _, err := pub.PublishBatch(t.Context(), batch); err != nil {
+		t.Fatal(err)
+	}
+	r2.Signal(syscall.SIGCONT)
+	stopped = false
+	waitFor(t, ctx, 20*time.Second, "reset banner", `document.getElementById('banner').dataset.kind === 'reset'`)
+	waitSynced(t, ctx)
+	waitBoard(t, ctx, "the board rebuilt after stream.reset", topic, map[string]string{
+		"dev-4": `device.status {"state":"online"}`,
+		"dev-5": `device.status {"state":"seq 297"}`,
+		"dev-6": `device.status {"state":"seq 298"}`,
+		"dev-7": `device.status {"state":"seq 299"}`,
+	})
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/url"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -21,6 +22,7 @@ import (
 
 	"notify/e2e/stack"
 	"notify/pkg/devtoken"
+	"notify/pkg/redisbus"
 )
 
 func init() {
@@ -211,6 +213,18 @@ func TestOpenAPIMatchesServers(t *testing.T) {
 		}
 	}
 
+	// A cursor into history that is gone: the topic's keys vanish (as when
+	// it expires) after its head was read.
+	reader, err := devtoken.Publisher(stack.Secret, "notifications", "admin", "notifications:read", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	publish(t, w, pub, []string{"device:gone"}, "t", 1)
+	goneHead := readHistoryDoc(t, r, reader, url.Values{"topic": {"device:gone"}}).Head
+	keys := redisbus.Keys{Prefix: "notify:"}
+	s.Redis.Client().Del(t.Context(), keys.Meta("device:gone"), keys.History("device:gone"))
+	readH := map[string]string{"Authorization": "Bearer " + sub}
+
 	var firstID string
 	cases := []apiCase{
 		{name: "publish 202", method: "POST", url: w.URL + "/v1/notifications", header: withKey(pub, "oa-1"), body: one, status: 202,
@@ -237,6 +251,14 @@ func TestOpenAPIMatchesServers(t *testing.T) {
 					t.Errorf("batch ids %s", b)
 				}
 			}},
+		{name: "publish with a key 202", method: "POST", url: w.URL + "/v1/notifications", header: bearerH(pub),
+			body: `{"topics":["seller:42"],"type":"status","key":"door-1","data":{"open":true}}`, status: 202},
+		{name: "publish with key null 202", method: "POST", url: w.URL + "/v1/notifications", header: bearerH(pub),
+			body: `{"topics":["seller:42"],"type":"status","key":null,"data":1}`, status: 202},
+		{name: "batch removing a key 202", method: "POST", url: w.URL + "/v1/notifications/batch", header: bearerH(pub),
+			body: `{"notifications":[{"topics":["seller:42"],"type":"status","key":"lamp","data":1},{"topics":["seller:42"],"type":"status","key":"lamp","data":null}]}`, status: 202},
+		{name: "invalid key 400", method: "POST", url: w.URL + "/v1/notifications", header: bearerH(pub),
+			body: `{"topics":["seller:42"],"type":"status","key":"a b","data":1}`, status: 400, request: outOfSpec},
 		{name: "malformed JSON 400", method: "POST", url: w.URL + "/v1/notifications", header: bearerH(pub), body: `{"topics":`, status: 400, request: outOfSpec},
 		{name: "invalid topic 400", method: "POST", url: w.URL + "/v1/notifications", header: bearerH(pub),
 			body: `{"topics":["Seller 42"],"type":"t"}`, status: 400, request: outOfSpec},
@@ -282,6 +304,28 @@ func TestOpenAPIMatchesServers(t *testing.T) {
 			header: map[string]string{"Authorization": "Bearer " + sub}, status: 403},
 		{name: "stream over the subject's limit 429", method: "GET", url: limitedR.URL + "/v1/stream",
 			header: map[string]string{"Authorization": "Bearer " + sub}, status: 429, check: retryAfter},
+		{name: "stream snapshot 200", method: "GET", url: r.URL + "/v1/stream?topic=seller:42&snapshot=true", header: readH, status: 200},
+		{name: "stream snapshot not a boolean 400", method: "GET", url: r.URL + "/v1/stream?snapshot=maybe", header: readH, status: 400, request: outOfSpec},
+		{name: "history 200", method: "GET", url: r.URL + "/v1/history?topic=seller:42&limit=2", header: readH, status: 200},
+		{name: "history 200 access_token, never published", method: "GET", url: r.URL + "/v1/history?topic=fleet:acme&access_token=" + sub, status: 200},
+		{name: "history limit 400", method: "GET", url: r.URL + "/v1/history?topic=seller:42&limit=0", header: readH, status: 400, request: outOfSpec},
+		{name: "history unreadable before 400", method: "GET", url: r.URL + "/v1/history?topic=seller:42&before=x", header: readH, status: 400},
+		{name: "history no token 401", method: "GET", url: r.URL + "/v1/history?topic=seller:42", status: 401, request: eitherSpec},
+		{name: "history not granted 403", method: "GET", url: r.URL + "/v1/history?topic=seller:43", header: readH, status: 403},
+		{name: "history gone 410", method: "GET", url: r.URL + "/v1/history?topic=device:gone&before=" + goneHead,
+			header: map[string]string{"Authorization": "Bearer " + reader}, status: 410},
+		{name: "history without Redis 503", method: "GET", url: downR.URL + "/v1/history?topic=seller:42", header: readH, status: 503, check: retryAfter},
+		{name: "state 200", method: "GET", url: r.URL + "/v1/state?topic=seller:42", header: readH, status: 200,
+			check: func(t *testing.T, _ *http.Response, b []byte) {
+				var d stateDoc
+				if err := json.Unmarshal(b, &d); err != nil || len(d.Entries) != 1 || *d.Entries[0].Key != "door-1" {
+					t.Errorf("state %s, want door-1 alone", b)
+				}
+			}},
+		{name: "state missing topic 400", method: "GET", url: r.URL + "/v1/state", header: readH, status: 400, request: outOfSpec},
+		{name: "state no token 401", method: "GET", url: r.URL + "/v1/state?topic=seller:42", status: 401, request: eitherSpec},
+		{name: "state not granted 403", method: "GET", url: r.URL + "/v1/state?topic=seller:43", header: readH, status: 403},
+		{name: "state without Redis 503", method: "GET", url: downR.URL + "/v1/state?topic=seller:42", header: readH, status: 503, check: retryAfter},
 		{name: "stream without Redis 503", method: "GET", url: downR.URL + "/v1/stream",
 			header: map[string]string{"Authorization": "Bearer " + sub}, status: 503, check: retryAfter},
 	}
@@ -306,6 +350,13 @@ func TestOpenAPIMatchesServers(t *testing.T) {
 	if env["id"] != id || env["topic"] != "seller:42" || env["type"] != "task.assigned" {
 		t.Errorf("envelope %v, want id %s on seller:42", env, id)
 	}
+	// A snapshot stream: entries are Envelopes with a key, then
+	// stream.synced.
+	snap := open(t, r, sub, "?topic=seller:42&snapshot=true")
+	if e := eventData(t, doc, snap, "status", "Envelope"); e["key"] != "door-1" {
+		t.Errorf("snapshot entry %v, want key door-1", e)
+	}
+	eventData(t, doc, snap, "stream.synced", "StreamSynced")
 	// The schema is not vacuous: it rejects a broken envelope.
 	env["time"] = "yesterday"
 	if validateSchema(doc, "Envelope", env) == nil {

@@ -136,43 +136,22 @@ func TestMakeRunPortTaken(t *testing.T) {
 // everything and exits 0.
 func TestMakeRunHappyPath(t *testing.T) {
 	t.Parallel()
-	write, read1, read2 := redistest.FreePort(t), redistest.FreePort(t), redistest.FreePort(t)
-	cmd := runLocal(t, write, read1, read2)
-	pr, pw := io.Pipe()
-	cmd.Stdout, cmd.Stderr = pw, pw
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { err := cmd.Wait(); pw.Close(); done <- err }()
-
-	var mu sync.Mutex
-	var all strings.Builder
-	ready := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(pr)
-		sc.Buffer(nil, 1<<20)
-		for sc.Scan() {
-			line := sc.Text()
-			mu.Lock()
-			all.WriteString(line + "\n")
-			mu.Unlock()
-			if strings.HasPrefix(strings.TrimSpace(line), "export SUB=") {
-				ready <- strings.TrimSpace(line)
-			}
+	// A free port can be taken by another process (an outgoing
+	// connection's ephemeral port) between choosing it and binding it;
+	// make run then says so and exits, and the test chooses again.
+	var r *madeRun
+	for attempt := 1; ; attempt++ {
+		var retry bool
+		r, retry = startMakeRun(t)
+		if r != nil {
+			break
 		}
-		_, _ = io.Copy(io.Discard, pr)
-	}()
-	output := func() string { mu.Lock(); defer mu.Unlock(); return all.String() }
-
-	var export string
-	select {
-	case export = <-ready:
-	case err := <-done:
-		t.Fatalf("make run exited (%v) before it was ready:\n%s", err, output())
-	case <-time.After(3 * time.Minute):
-		t.Fatalf("make run not ready within 3 min:\n%s", output())
+		if !retry || attempt == 3 {
+			t.FailNow()
+		}
 	}
+	cmd, done, output, export := r.cmd, r.done, r.output, r.export
+	write, read1, read2 := r.ports[0], r.ports[1], r.ports[2]
 	m := regexp.MustCompile(`^export SUB='([^']+)' PUB='([^']+)'$`).FindStringSubmatch(export)
 	if m == nil {
 		t.Fatalf("export line %q is not `export SUB='…' PUB='…'`", export)
@@ -215,4 +194,58 @@ func TestMakeRunHappyPath(t *testing.T) {
 			t.Errorf("port %d still answers after Ctrl-C", p)
 		}
 	}
+}
+
+type madeRun struct {
+	cmd    *exec.Cmd
+	done   chan error
+	output func() string
+	export string
+	ports  [3]int
+}
+
+// startMakeRun runs make run on free ports until it prints its export
+// line. It returns nil, after logging why, if make run exited first, and
+// whether that was for a port taken meanwhile by another process.
+func startMakeRun(t *testing.T) (*madeRun, bool) {
+	t.Helper()
+	ports := [3]int{redistest.FreePort(t), redistest.FreePort(t), redistest.FreePort(t)}
+	cmd := runLocal(t, ports[0], ports[1], ports[2])
+	pr, pw := io.Pipe()
+	cmd.Stdout, cmd.Stderr = pw, pw
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { err := cmd.Wait(); pw.Close(); done <- err }()
+
+	var mu sync.Mutex
+	var all strings.Builder
+	ready := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		sc.Buffer(nil, 1<<20)
+		for sc.Scan() {
+			line := sc.Text()
+			mu.Lock()
+			all.WriteString(line + "\n")
+			mu.Unlock()
+			if strings.HasPrefix(strings.TrimSpace(line), "export SUB=") {
+				ready <- strings.TrimSpace(line)
+			}
+		}
+		_, _ = io.Copy(io.Discard, pr)
+	}()
+	output := func() string { mu.Lock(); defer mu.Unlock(); return all.String() }
+
+	select {
+	case export := <-ready:
+		return &madeRun{cmd: cmd, done: done, output: output, export: export, ports: ports}, false
+	case err := <-done:
+		t.Logf("make run exited (%v) before it was ready:\n%s", err, output())
+		return nil, strings.Contains(output(), "is taken by another process")
+	case <-time.After(3 * time.Minute):
+		t.Fatalf("make run not ready within 3 min:\n%s", output())
+	}
+	return nil, false
 }

@@ -48,13 +48,19 @@ func TestInjectionPublisher(t *testing.T) {
 		}
 	}
 
+	// Invalid UTF-8 is refused before anything is stored: it cannot reach
+	// a stream, raw or repaired.
+	bad := "{\"topics\":[\"seller:1\"],\"type\":\"t\",\"data\":\"\xff\xfe invalid utf-8\"}"
+	if status, h, resp, err := stack.Post(t.Context(), w.URL+"/v1/notifications", pub, bad, nil); err != nil || status != http.StatusBadRequest || h.Get("Content-Type") != "application/problem+json" {
+		t.Fatalf("invalid UTF-8 in data: status %d %q err %v body %s", status, h.Get("Content-Type"), err, resp)
+	}
+
 	datas := []string{
 		`{"s":"a\r\n\r\nevent: evil\ndata: x\n\nid: 9\n\n"}`,
 		`"\r"`, `"\n\n"`, `"\u0000id: x"`, `"\u2028\u2029\u0085"`, `"\ud800"`,
 		`"</script><script>alert(1)</script>"`,
 		"[1,\r\n2,\n\n3]",
 		`{"data: x":"event: y","retry":"1"}`,
-		"\"\xff\xfe invalid utf-8\"",
 		`null`,
 	}
 	types := []string{"task.assigned", "A:b-c_d.e", "retry", "data", "id", "0"}

@@ -39,7 +39,7 @@ func runBench(args []string) error {
 	binDir := fs.String("bin", "bin", "directory holding write-api and read-api")
 	scale := fs.Float64("scale", 1, "multiply stream counts and rates (0.1 for a smoke run)")
 	out := fs.String("json", "bench-results.json", "where to write the JSON results")
-	only := fs.String("only", "", "comma-separated scenarios to run (idle,broadcast,targeted,write,storm,routing)")
+	only := fs.String("only", "", "comma-separated scenarios to run (idle,broadcast,targeted,write,storm,routing,snapshot)")
 	readEnv := fs.String("read-env", "", "comma-separated KEY=VALUE settings for every read-api pod, for A/B runs (e.g. GOGC=200)")
 	_ = fs.Parse(args)
 	b := &Bench{binDir: *binDir, scale: *scale, results: map[string]any{}, only: map[string]bool{}, readEnv: map[string]string{"MAX_CONNECTIONS_PER_SUBJECT": "20"}}
@@ -76,6 +76,7 @@ func runBench(args []string) error {
 	}{
 		{"idle", b.idle}, {"broadcast", b.broadcast}, {"targeted", b.targeted},
 		{"write", b.writeThroughput}, {"storm", b.storm}, {"routing", b.routing},
+		{"snapshot", b.snapshot},
 	}
 	for _, s := range scenarios {
 		if len(b.only) > 0 && !b.only[s.name] {

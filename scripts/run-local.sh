@@ -177,6 +177,13 @@ Subscribe:
 Publish:
   curl -X POST http://localhost:$WRITE_PORT/v1/notifications -H "Authorization: Bearer \$PUB" -H 'Content-Type: application/json' -d '{"topics":["seller:42"],"type":"task.assigned","data":{"taskId":7}}'
 
+Device status (keyed state): each device.status with a key replaces that key's
+last one; a stream with snapshot=true starts with every key, the state read
+returns them with a cursor to resume from:
+  curl -X POST http://localhost:8080/v1/notifications/batch -H "Authorization: Bearer $PUB" -H 'Content-Type: application/json' -d '{"notifications":[{"topics":["device:7f3a-01"],"type":"device.status","key":"door","data":{"open":true}},{"topics":["device:7f3a-01"],"type":"device.status","key":"battery","data":{"level":87}}]}'
+  curl -N "http://localhost:8081/v1/stream?topic=device:7f3a-01&snapshot=true&access_token=$SUB"
+  curl "http://localhost:8081/v1/state?topic=device:7f3a-01&access_token=$SUB"
+
 Console:
   http://localhost:$R/console/#token=$SUB&topics=$TOPICS&types=task.assigned,device.status
 

@@ -23,10 +23,12 @@ import (
 // Leeway is the clock skew allowed on nbf, iat and exp.
 const Leeway = 5 * time.Second
 
-// Scopes a publisher token may carry.
+// Scopes an internal service's token may carry: publishing, publishing to
+// broadcast, and reading any topic's history and state.
 const (
 	ScopePublish   = "notifications:publish"
 	ScopeBroadcast = "notifications:broadcast"
+	ScopeRead      = "notifications:read"
 )
 
 // MinSecretBytes is the shortest HS256 secret the services accept.

@@ -77,16 +77,21 @@ func accessLog(log *zap.Logger) gin.HandlerFunc {
 		if !log.Core().Enabled(zap.InfoLevel) {
 			return
 		}
-		log.Info("request",
+		o := outcomeOf(c)
+		fields := []zap.Field{
 			zap.String("request_id", requestid.Get(c)),
 			zap.String("method", c.Request.Method),
 			zap.String("path", c.Request.URL.Path),
 			zap.String("query", redactedQuery(c.Request.URL)),
-			zap.Int("status", c.Writer.Status()),
-			zap.Int("bytes", c.Writer.Size()),
+			zap.Int("status", o.Status),
+			zap.Int64("bytes", o.Bytes),
 			zap.Duration("duration", time.Since(start)),
 			zap.String("remote", c.ClientIP()),
-		)
+		}
+		if o.Note != "" {
+			fields = append(fields, zap.String("outcome", o.Note))
+		}
+		log.Info("request", fields...)
 	}
 }
 

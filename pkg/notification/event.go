@@ -15,6 +15,10 @@ type Event struct {
 	// event is stored and published at most once per topic for that id,
 	// however many times the publish is attempted.
 	Once string
+	// Key, when set, makes the event its topic's state for that key, or
+	// with Remove (a notification with data null) removes the key.
+	Key    string
+	Remove bool
 }
 
 // Stored is the outcome of publishing one event.

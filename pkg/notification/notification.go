@@ -49,11 +49,14 @@ func NewID() (string, error) {
 
 // Envelope is the JSON object a subscriber receives as an event's data.
 type Envelope struct {
-	ID    string          `json:"id"`
-	Topic string          `json:"topic"`
-	Type  string          `json:"type"`
-	Time  time.Time       `json:"time"`
-	Data  json.RawMessage `json:"data"`
+	ID    string    `json:"id"`
+	Topic string    `json:"topic"`
+	Type  string    `json:"type"`
+	Time  time.Time `json:"time"`
+	// Key, when set, makes the notification its topic's current state for
+	// that key; absent from the JSON when empty.
+	Key  string          `json:"key,omitempty"`
+	Data json.RawMessage `json:"data"`
 }
 
 // Marshal encodes the envelope on one line. Data must already be compact

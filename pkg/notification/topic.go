@@ -41,15 +41,36 @@ func ValidateTopic(s string) error {
 			return fmt.Errorf("%w %q: kind must match [a-z][a-z0-9_-]{0,31}", ErrInvalidTopic, clip(s))
 		}
 	}
+	if err := checkID(id); err != "" {
+		return fmt.Errorf("%w %q: id %s", ErrInvalidTopic, clip(s), err)
+	}
+	return nil
+}
+
+// ErrInvalidKey is wrapped by every state key validation failure.
+var ErrInvalidKey = errors.New("invalid key")
+
+// ValidateKey reports whether s is a valid state key: the grammar of a
+// topic id, [A-Za-z0-9._~@-]{1,128}.
+func ValidateKey(s string) error {
+	if err := checkID(s); err != "" {
+		return fmt.Errorf("%w %q: %s", ErrInvalidKey, clip(s), err)
+	}
+	return nil
+}
+
+// checkID is the one rule for topic ids and state keys; it returns what
+// is wrong, or "".
+func checkID(id string) string {
 	if len(id) < 1 || len(id) > 128 {
-		return fmt.Errorf("%w %q: id must be 1 to 128 characters", ErrInvalidTopic, clip(s))
+		return "must be 1 to 128 characters"
 	}
 	for i := 0; i < len(id); i++ {
 		if c := id[i]; !(isLower(c) || isUpper(c) || isDigit(c) || c == '.' || c == '_' || c == '~' || c == '@' || c == '-') {
-			return fmt.Errorf("%w %q: id must match [A-Za-z0-9._~@-]", ErrInvalidTopic, clip(s))
+			return "must match [A-Za-z0-9._~@-]"
 		}
 	}
-	return nil
+	return ""
 }
 
 // NormalizeTopics validates topics and removes duplicates, keeping the first

@@ -27,6 +27,7 @@ const (
 	TooManyRequests     Code = "too-many-requests"
 	Unavailable         Code = "unavailable"
 	NotFound            Code = "not-found"
+	Gone                Code = "gone"
 	Internal            Code = "internal"
 	// Codes of the answers net/http decides before any handler runs; the
 	// servers send them as problems too (see httpserver).
@@ -51,6 +52,7 @@ var table = map[Code]struct {
 	TooManyRequests:     {http.StatusTooManyRequests, "Too many requests"},
 	Unavailable:         {http.StatusServiceUnavailable, "Service unavailable"},
 	NotFound:            {http.StatusNotFound, "Not found"},
+	Gone:                {http.StatusGone, "History no longer available"},
 	Internal:            {http.StatusInternalServerError, "Internal error"},
 	Timeout:             {http.StatusRequestTimeout, "Request not received in time"},
 	HeadersTooLarge:     {http.StatusRequestHeaderFieldsTooLarge, "Request headers too large"},

@@ -11,10 +11,14 @@ import (
 )
 
 // Notification is one notification to publish. Data is any value
-// encoding/json can marshal (a json.RawMessage is sent as is).
+// encoding/json can marshal (a json.RawMessage is sent as is). Key, when
+// set, makes the notification each topic's current state for that key
+// (read with a snapshot or the state API); with a nil Data it removes the
+// key from the state.
 type Notification struct {
 	Topics []string `json:"topics"`
 	Type   string   `json:"type"`
+	Key    string   `json:"key,omitempty"`
 	Data   any      `json:"data"`
 }
 

@@ -2,6 +2,7 @@ package redisbus
 
 import (
 	"context"
+	_ "embed"
 	"errors"
 	"fmt"
 	"strconv"
@@ -10,6 +11,14 @@ import (
 
 	"notify/pkg/notification"
 )
+
+// RangeBytes bounds the events one Range returns: about this many bytes of
+// history (always at least one event), however large the events are, so
+// that what a reader holds per page is known before it reads.
+const RangeBytes = 256 << 10
+
+//go:embed range.lua
+var rangeLua string
 
 // History reads topics' positions and recorded events for replay.
 type History struct {
@@ -80,8 +89,10 @@ func (h *History) readPositions(ctx context.Context, topics []string) ([]notific
 	return out, errs
 }
 
-// Range returns up to count events of topic with seq > after, oldest first.
-// It does not check the epoch: callers compare Positions first. Concurrent
+// Range returns up to count events of topic with seq > after, oldest first,
+// and no more than about RangeBytes of them (at least one): callers read
+// on from the last event returned. It does not check the epoch: callers
+// compare Positions first. Concurrent
 // calls share pipelines like Positions; the messages may be shared with
 // other callers: read them, do not change them.
 func (h *History) Range(ctx context.Context, topic string, epoch, after uint64, count int64) ([]notification.Message, error) {
@@ -97,14 +108,14 @@ func (h *History) Range(ctx context.Context, topic string, epoch, after uint64, 
 // topic come back with the same cursor and ask for the same events.
 func (h *History) readRanges(ctx context.Context, qs []rangeQuery) ([][]notification.Message, []error) {
 	first := make(map[rangeQuery]int, len(qs))
-	cmds := make([]*redis.XMessageSliceCmd, len(qs))
+	cmds := make([]*redis.Cmd, len(qs))
 	_, _ = h.client.Pipelined(ctx, func(pipe redis.Pipeliner) error {
 		for i, q := range qs {
 			if _, dup := first[q]; dup {
 				continue
 			}
 			first[q] = i
-			cmds[i] = pipe.XRangeN(ctx, h.keys.History(q.topic), "(0-"+strconv.FormatUint(q.after, 10), "+", q.count)
+			cmds[i] = pipe.Eval(ctx, rangeLua, []string{h.keys.History(q.topic)}, q.after, q.count, RangeBytes)
 		}
 		return nil
 	}) // errors stay on each command
@@ -115,8 +126,13 @@ func (h *History) readRanges(ctx context.Context, qs []rangeQuery) ([][]notifica
 			out[i], errs[i] = out[j], errs[j]
 			continue
 		}
-		entries, err := cmds[i].Result()
+		reply, err := cmds[i].Result()
 		if err != nil && !errors.Is(err, redis.Nil) {
+			errs[i] = err
+			continue
+		}
+		entries, err := xMessages(reply)
+		if err != nil {
 			errs[i] = err
 			continue
 		}
@@ -148,6 +164,28 @@ func decodeRange(q rangeQuery, entries []redis.XMessage) ([]notification.Message
 			return nil, fmt.Errorf("entry %d: %w", seq, err)
 		}
 		out = append(out, notification.Message{Topic: q.topic, Pos: notification.Position{Epoch: q.epoch, Seq: seq, Link: link}, Prev: prev, Type: typ, Envelope: env})
+	}
+	return out, nil
+}
+
+// xMessages reads range.lua's reply: stream entries as XRANGE gives them.
+func xMessages(reply any) ([]redis.XMessage, error) {
+	list, _ := reply.([]any)
+	out := make([]redis.XMessage, 0, len(list))
+	for _, e := range list {
+		entry, ok := e.([]any)
+		if !ok || len(entry) != 2 {
+			return nil, fmt.Errorf("%w: history entry %v", notification.ErrBadMessage, e)
+		}
+		id, _ := entry[0].(string)
+		fields, _ := entry[1].([]any)
+		values := make(map[string]any, len(fields)/2)
+		for j := 0; j+1 < len(fields); j += 2 {
+			if k, ok := fields[j].(string); ok {
+				values[k] = fields[j+1]
+			}
+		}
+		out = append(out, redis.XMessage{ID: id, Values: values})
 	}
 	return out, nil
 }

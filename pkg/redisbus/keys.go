@@ -41,6 +41,17 @@ func (k Keys) Meta(topic string) string { return k.tag(k.Partition(topic)) + "me
 // History is the Redis Stream of the topic's recent events, entry id 0-<seq>.
 func (k Keys) History(topic string) string { return k.tag(k.Partition(topic)) + "hist:" + topic }
 
+// State is the hash of the topic's keyed state: key → body of the
+// notification that last set it.
+func (k Keys) State(topic string) string { return k.tag(k.Partition(topic)) + "state:" + topic }
+
+// StateOrder is the sorted set ordering the topic's state keys by the seq
+// of their last update: snapshot order, and the eviction order at the key
+// limit.
+func (k Keys) StateOrder(topic string) string {
+	return k.tag(k.Partition(topic)) + "order:" + topic
+}
+
 // Channel is the topic's pub/sub channel; it contains the topic verbatim.
 func (k Keys) Channel(topic string) string { return k.tag(k.Partition(topic)) + "ch:" + topic }
 

@@ -27,6 +27,7 @@ type Publisher struct {
 	ttlMillis  string
 	onceMillis string
 	publishCmd string
+	maxKeys    string
 	sharded    bool // Redis Cluster: a script call's keys must share a slot
 	latency    prometheus.Observer
 	co         coalescer[notification.Event, notification.Stored]
@@ -37,6 +38,9 @@ type PublisherConfig struct {
 	HistoryMaxLen int64
 	HistoryTTL    time.Duration
 	Sharded       bool // Redis Cluster: SPUBLISH on the topic's shard
+	// StateMaxKeys is how many keys one topic's state holds; past it the
+	// least recently updated goes.
+	StateMaxKeys int64
 	// OnceWindow is how long after its id was made an idempotent event
 	// (Event.Once) is still recognised when published again; 24 h if zero.
 	OnceWindow time.Duration
@@ -70,6 +74,7 @@ func NewPublisher(client redis.UniversalClient, keys Keys, cfg PublisherConfig) 
 		ttlMillis:  strconv.FormatInt(cfg.HistoryTTL.Milliseconds(), 10),
 		onceMillis: strconv.FormatInt(onceTTL.Milliseconds(), 10),
 		publishCmd: cmd,
+		maxKeys:    strconv.FormatInt(max(cfg.StateMaxKeys, 1), 10),
 		sharded:    cfg.Sharded,
 		latency:    cfg.ScriptLatency,
 	}
@@ -164,8 +169,8 @@ func (p *Publisher) run(ctx context.Context, items []notification.Event, groups 
 	pipe := p.client.Pipeline()
 	cmds := make([]*redis.Cmd, len(groups))
 	for g, idx := range groups {
-		args := make([]any, 0, 3+3*len(idx)+4+4*len(idx))
-		args = append(args, "evalsha", publishScript.Hash(), 3*len(idx))
+		args := make([]any, 0, 3+5*len(idx)+5+5*len(idx))
+		args = append(args, "evalsha", publishScript.Hash(), 5*len(idx))
 		for _, i := range idx {
 			it := items[i]
 			meta := p.keys.Meta(it.Topic)
@@ -173,16 +178,16 @@ func (p *Publisher) run(ctx context.Context, items []notification.Event, groups 
 			if it.Once != "" {
 				once = p.keys.Once(it.Topic, it.Once)
 			}
-			args = append(args, meta, p.keys.History(it.Topic), once)
+			args = append(args, meta, p.keys.History(it.Topic), once, p.keys.State(it.Topic), p.keys.StateOrder(it.Topic))
 		}
-		args = append(args, p.maxLen, p.ttlMillis, p.publishCmd, p.onceMillis)
+		args = append(args, p.maxLen, p.ttlMillis, p.publishCmd, p.onceMillis, p.maxKeys)
 		for _, i := range idx {
 			it := items[i]
 			once := ""
 			if it.Once != "" {
 				once = it.Once + " " + it.Topic
 			}
-			args = append(args, p.keys.Channel(it.Topic), it.Body, once, notification.FormatLink(max(it.Link, 1)))
+			args = append(args, p.keys.Channel(it.Topic), it.Body, once, notification.FormatLink(max(it.Link, 1)), stateOp(it))
 		}
 		cmds[g] = redis.NewCmd(ctx, args...)
 		_ = pipe.Process(ctx, noRetry{cmds[g]})
@@ -193,6 +198,19 @@ func (p *Publisher) run(ctx context.Context, items []notification.Event, groups 
 		p.latency.Observe(time.Since(start).Seconds())
 	}
 	return cmds
+}
+
+// stateOp is the script's state update for ev: "" (none), "+<key>" or
+// "-<key>".
+func stateOp(ev notification.Event) string {
+	switch {
+	case ev.Key == "":
+		return ""
+	case ev.Remove:
+		return "-" + ev.Key
+	default:
+		return "+" + ev.Key
+	}
 }
 
 // noRetry marks a script call go-redis must never send again by itself

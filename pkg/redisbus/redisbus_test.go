@@ -3,6 +3,7 @@ package redisbus
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -351,5 +352,48 @@ func TestPublishGroupsByPartitionInCluster(t *testing.T) {
 	}
 	if seen != 40 || len(groups) < 2 {
 		t.Fatalf("%d groups holding %d items", len(groups), seen)
+	}
+}
+
+// A range of large events stops at about RangeBytes, with at least one
+// event however large; reading on from the last one returns the rest in
+// order.
+func TestRangeIsBoundedInBytes(t *testing.T) {
+	t.Parallel()
+	r := redistest.Start(t)
+	keys := Keys{Prefix: "bytes:"}
+	c := r.Client()
+	pub := NewPublisher(c, keys, PublisherConfig{HistoryMaxLen: 100, HistoryTTL: time.Hour})
+	hist := NewHistory(c, keys)
+	ctx := t.Context()
+	sizes := []int{100 << 10, 100 << 10, 100 << 10, 400 << 10, 10, 10, 10}
+	var epoch uint64
+	for i, n := range sizes {
+		env := fmt.Sprintf(`{"id":"id-%d","data":"%s"}`, i, strings.Repeat("x", n))
+		pos, err := pub.Publish(ctx, []notification.Event{{Topic: "seller:1", Body: notification.EncodeBody("t", []byte(env))}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		epoch = pos[0].Pos.Epoch
+	}
+	var pages [][]uint64
+	for after := uint64(0); after < uint64(len(sizes)); {
+		msgs, err := hist.Range(ctx, "seller:1", epoch, after, 500)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(msgs) == 0 {
+			t.Fatalf("empty page after %d", after)
+		}
+		var page []uint64
+		for _, m := range msgs {
+			page = append(page, m.Pos.Seq)
+		}
+		pages = append(pages, page)
+		after = msgs[len(msgs)-1].Pos.Seq
+	}
+	want := [][]uint64{{1, 2}, {3}, {4}, {5, 6, 7}} // 200 KiB, then 100 KiB (+400 KiB would pass), 400 KiB alone, the small ones
+	if !slices.EqualFunc(pages, want, slices.Equal) {
+		t.Fatalf("pages %v, want %v", pages, want)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -121,6 +122,15 @@ func (sh *shard) read(ctx context.Context, h Handler) {
 			sh.lastErr.Store(&err)
 			sh.s.stats.ReadErrors.Add(1)
 			sh.s.log.Warn("redis pub/sub read failed; reconnecting", zap.Int("partition", sh.part), zap.Error(err))
+			if moved(err) {
+				// The connection is on a node that does not own the slot
+				// (a stale slot map): go-redis keeps such a connection, so
+				// refresh the map and open one on the owner.
+				if cc, ok := sh.s.client.(*redis.ClusterClient); ok {
+					cc.ReloadState(ctx)
+				}
+				sh.reconnect()
+			}
 			select {
 			case <-ctx.Done():
 				return
@@ -156,4 +166,10 @@ func (sh *shard) read(ctx context.Context, h Handler) {
 			}
 		}
 	}
+}
+
+// moved reports a cluster redirection: the slot is served elsewhere.
+func moved(err error) bool {
+	msg := err.Error()
+	return strings.HasPrefix(msg, "MOVED ") || strings.HasPrefix(msg, "ASK ")
 }

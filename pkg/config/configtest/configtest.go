@@ -44,7 +44,7 @@ var Both = []Case{
 }
 
 // AnyValue lists the variables no value of is wrong.
-var AnyValue = []string{"REDIS_PASSWORD", "REDIS_SENTINEL_PASSWORD", "JWT_AUDIENCE", "JWT_ISSUER"}
+var AnyValue = []string{"REDIS_PASSWORD", "REDIS_SENTINEL_PASSWORD", "JWT_AUDIENCE", "JWT_ISSUER", "POD_NAME", "HOSTNAME"}
 
 // Secret is the JWT_HS256_SECRET of the otherwise valid base environment.
 const Secret = "configtest-secret-of-at-least-32-bytes"

@@ -34,6 +34,8 @@ type App struct {
 	subscriber *redisbus.Subscriber
 	hub        *hub.Hub
 	drain      *drain.Drain
+	runs       *stream.RunQueue // the streams' rounds
+	hangups    hangup.Closer    // the streams' connections
 	ln         net.Listener
 	srv        *http.Server
 }
@@ -54,7 +56,7 @@ func New(cfg config.Config, log *zap.Logger) (*App, error) {
 	keys := redisbus.Keys{Prefix: cfg.Redis.KeyPrefix}
 	a := &App{cfg: cfg, log: log, client: client, drain: drain.New()}
 	a.subscriber = redisbus.NewSubscriber(client, keys, sharded, log)
-	a.hub = hub.New(a.subscriber, log)
+	a.hub = hub.New(hubBus{a.subscriber}, log)
 
 	reg := httpserver.NewRegistry()
 	metrics := httpapi.NewMetrics(reg, a.hub, a.subscriber)
@@ -68,23 +70,44 @@ func New(cfg config.Config, log *zap.Logger) (*App, error) {
 		Stream:               stream.DefaultLimits(cfg.HeartbeatInterval),
 	}
 	limits.Stream.Stats = metrics.Streams
-	hangups, err := hangup.Shared()
-	if err != nil {
-		_ = client.Close()
+	if a.hangups, err = hangup.New(); err != nil {
+		a.release()
 		return nil, err
 	}
-	httpapi.New(verifier, a.hub, metrics.CountHistory(redisbus.NewHistory(client, keys)), limits, a.drain, hangups, metrics, log).Mount(engine)
+	a.runs = stream.NewRunQueue()
+	limits.Stream.Runs = a.runs
+	history, state := metrics.CountHistory(redisbus.NewHistory(client, keys)), redisbus.NewState(client, keys)
+	httpapi.New(httpapi.Deps{
+		Verifier: verifier, Hub: a.hub, History: history, State: metrics.CountState(state),
+		Limits: limits, Drain: a.drain, Hangups: a.hangups, Metrics: metrics, Log: log,
+	}).Mount(engine)
+	httpapi.NewReads(verifier, redisbus.NewHistory(client, keys), state, log).Mount(engine)
 	if cfg.ConsoleEnabled {
 		console.Mount(engine)
 	}
 
 	a.ln, err = net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
-		_ = client.Close()
+		a.release()
 		return nil, fmt.Errorf("listen on HTTP_ADDR=%q: %w", cfg.HTTPAddr, err)
 	}
 	a.srv = httpserver.New(engine, log)
 	return a, nil
+}
+
+// release stops what New started besides the listener: streams that
+// outlived the drain still end, on goroutines of their own, when their
+// clients' writes fail.
+func (a *App) release() {
+	if a.runs != nil {
+		a.runs.Close()
+	}
+	if a.hangups != nil {
+		if err := a.hangups.Close(); err != nil {
+			a.log.Warn("closing the hang-up watcher", zap.Error(err))
+		}
+	}
+	_ = a.client.Close()
 }
 
 // Addr is the address the app listens on (useful with HTTP_ADDR=:0).
@@ -92,6 +115,9 @@ func (a *App) Addr() string { return a.ln.Addr().String() }
 
 // Hub exposes the registry to tests that check it returns to baseline.
 func (a *App) Hub() *hub.Hub { return a.hub }
+
+// Streams is how many streams are open.
+func (a *App) Streams() int { return a.drain.Open() }
 
 func (a *App) ready(ctx context.Context) error {
 	if a.drain.Draining() {
@@ -113,7 +139,7 @@ func (a *App) Run(ctx context.Context) error {
 	defer func() {
 		stopBG() // the subscriber closes its connections when it stops
 		wg.Wait()
-		_ = a.client.Close()
+		a.release()
 	}()
 
 	serveCtx, stopServe := context.WithCancel(context.Background())

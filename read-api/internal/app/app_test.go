@@ -22,24 +22,68 @@ const secret = "app-test-secret-app-test-secret-0123456789"
 
 func startApp(t *testing.T, r *redistest.Server) *App {
 	t.Helper()
+	return startAppWithLog(t, r, zap.NewNop())
+}
+
+func startAppWithLog(t *testing.T, r *redistest.Server, log *zap.Logger) *App {
+	t.Helper()
+	a, stop := runApp(t, r, log)
+	t.Cleanup(stop)
+	return a
+}
+
+// runApp starts an app; stop shuts it down and waits until Run returned.
+func runApp(t *testing.T, r *redistest.Server, log *zap.Logger) (a *App, stop func()) {
+	t.Helper()
 	cfg, err := config.Load(map[string]string{"REDIS_URL": r.URL(), "JWT_HS256_SECRET": secret, "HTTP_ADDR": "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := New(cfg, zap.NewNop())
+	a, err = New(cfg, log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()
-	t.Cleanup(func() {
+	return a, func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("run: %v", err)
 		}
-	})
-	return a
+	}
+}
+
+// Two pods in one process, each with a stream on its run queue and its
+// hang-up watcher, leave no goroutine behind once they stopped: each owns
+// its workers and watcher, and stops them.
+func TestStoppedAppsLeaveNoGoroutines(t *testing.T) {
+	r := redistest.Start(t)
+	base := runtime.NumGoroutine()
+	for round := range 2 { // twice: nothing started by the first pair is left for the second
+		a, stopA := runApp(t, r, zap.NewNop())
+		b, stopB := runApp(t, r, zap.NewNop())
+		for i, app := range []*App{a, b} {
+			tok, err := devtoken.Subscriber(secret, "notifications", fmt.Sprintf("owner-%d-%d", round, i), []string{"seller:owned"}, time.Hour)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, _ := openRaw(t, app.Addr(), tok)
+			_ = c.Close() // the pod's watcher sees the hang-up and ends the stream
+			waitFor(t, 10*time.Second, "the stream ended", func() bool { return app.Streams() == 0 && app.Hub().Members() == 0 })
+		}
+		stopA()
+		stopB()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for runtime.NumGoroutine() > base {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			buf = buf[:runtime.Stack(buf, true)]
+			t.Fatalf("%d goroutines after both pods stopped, %d before:\n%s", runtime.NumGoroutine(), base, buf)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // After 1,000 streams come and go, the pod is back where it started:
@@ -84,7 +128,7 @@ func TestConnectDisconnectCyclesReturnToBaseline(t *testing.T) {
 }
 
 func cycle(t *testing.T, client *http.Client, base, topic string) {
-	tok, err := devtoken.Subscriber(secret, "notifications", "cycler", []string{topic}, time.Hour)
+	tok, err := devtoken.Subscriber(secret, "notifications", "cycler-"+topic, []string{topic}, time.Hour) // a subject each: a stream released late under load is not a 429
 	if err != nil {
 		t.Error(err)
 		return

@@ -48,6 +48,13 @@ func Append(dst, scratch []byte, keys []TopicKey, pos []notification.Position) (
 	return base64.RawURLEncoding.AppendEncode(dst, scratch), scratch
 }
 
+// Of is the cursor covering one topic at pos: what the history and state
+// reads hand out.
+func Of(topic string, pos notification.Position) string {
+	out, _ := Append(nil, nil, []TopicKey{KeyOf(topic)}, []notification.Position{pos})
+	return string(out)
+}
+
 // Parse decodes a cursor.
 func Parse(s string) (Cursor, error) {
 	if len(s) > 8192 {

@@ -20,13 +20,25 @@ type Watcher interface {
 	Watch(conn net.Conn, onHangup func()) (cancel func(), err error)
 }
 
-// Shared returns the process's watcher, started on first use: epoll on
-// Linux, a goroutine per connection elsewhere.
-var Shared = sync.OnceValues(newPlatform)
+// Closer is a watcher its owner stops: Close releases what it holds. Watch
+// must not be called after Close.
+type Closer interface {
+	Watcher
+	Close() error
+}
+
+// New starts a watcher: epoll on Linux, a goroutine per connection
+// elsewhere. Its owner closes it.
+func New() (Closer, error) { return newPlatform() }
 
 // Reads is the portable watcher: a goroutine per connection, parked in a
 // one-byte read.
 type Reads struct{}
+
+var _ Closer = Reads{}
+
+// Close does nothing: each goroutine ends when its connection is closed.
+func (Reads) Close() error { return nil }
 
 func (Reads) Watch(conn net.Conn, onHangup func()) (func(), error) {
 	var mu sync.Mutex

@@ -2,4 +2,4 @@
 
 package hangup
 
-func newPlatform() (Watcher, error) { return Reads{}, nil }
+func newPlatform() (Closer, error) { return Reads{}, nil }

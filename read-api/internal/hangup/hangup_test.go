@@ -31,17 +31,28 @@ func tcpPair(t *testing.T) (server, client net.Conn) {
 // connection pair.
 func eachWatcher(t *testing.T, test func(t *testing.T, w Watcher, server, client net.Conn)) {
 	t.Helper()
-	shared, err := Shared()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for name, w := range map[string]Watcher{"shared": shared, "reads": Reads{}} {
+	for name, w := range map[string]Watcher{"platform": newWatcher(t), "reads": Reads{}} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			server, client := tcpPair(t)
 			test(t, w, server, client)
 		})
 	}
+}
+
+// newWatcher is the platform's watcher, closed when the test ends.
+func newWatcher(t *testing.T) Watcher {
+	t.Helper()
+	w, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := w.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return w
 }
 
 // watch registers a connection and returns a channel that receives once
@@ -128,10 +139,7 @@ func TestCancel(t *testing.T) {
 // callback and no other.
 func TestManyConnections(t *testing.T) {
 	t.Parallel()
-	w, err := Shared()
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := newWatcher(t)
 	const n = 200
 	var calls [n]atomic.Int32
 	clients := make([]net.Conn, n)
@@ -139,6 +147,7 @@ func TestManyConnections(t *testing.T) {
 	for i := range n {
 		server, client := tcpPair(t)
 		clients[i] = client
+		var err error
 		cancels[i], err = w.Watch(server, func() { calls[i].Add(1) })
 		if err != nil {
 			t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"notify/pkg/auth"
+	"notify/pkg/httpserver"
 	"notify/pkg/notification"
 	"notify/pkg/problem"
 	"notify/read-api/internal/hangup"
@@ -54,116 +55,182 @@ type Handler struct {
 	subjects *subjectLimiter
 	drain    Drainer
 	hangups  hangup.Watcher
+	state    stream.StateReader // nil: snapshot=true is ignored
 	metrics  *Metrics
 	log      *zap.Logger
 }
 
+// Deps is what the handler is built from; every field but State is
+// required.
+type Deps struct {
+	Verifier *auth.Verifier
+	Hub      *hub.Hub
+	History  stream.History
+	State    stream.StateReader // nil: snapshot=true is ignored; else each stream may start with its topics' keyed state
+	Limits   Limits
+	Drain    Drainer
+	Hangups  hangup.Watcher
+	Metrics  *Metrics
+	Log      *zap.Logger
+}
+
 // New returns the handler.
-func New(verifier *auth.Verifier, h *hub.Hub, history stream.History, limits Limits, drain Drainer, hangups hangup.Watcher, metrics *Metrics, log *zap.Logger) *Handler {
-	return &Handler{verifier: verifier, hub: h, history: history, limits: limits, subjects: newSubjectLimiter(limits.MaxStreamsPerSubject), drain: drain, hangups: hangups, metrics: metrics, log: log}
+func New(d Deps) *Handler {
+	return &Handler{
+		verifier: d.Verifier, hub: d.Hub, history: d.History, state: d.State, limits: d.Limits,
+		subjects: newSubjectLimiter(d.Limits.MaxStreamsPerSubject), drain: d.Drain, hangups: d.Hangups, metrics: d.Metrics, log: d.Log,
+	}
 }
 
 // Mount adds the route.
 func (h *Handler) Mount(r gin.IRouter) { r.GET("/v1/stream", h.stream) }
 
+// stream serves one stream request in four steps, each of which answers
+// the client itself when it refuses: admit it, open the stream (hub and
+// positions), take the connection from net/http, and start the stream's
+// lifecycle.
 func (h *Handler) stream(c *gin.Context) {
+	a, ok := h.admit(c)
+	if !ok {
+		return
+	}
+	s, ok := h.open(c, a)
+	if !ok {
+		return
+	}
+	hc, ok := h.takeConn(c, s, a)
+	if !ok {
+		return
+	}
+	h.start(c, s, a, hc)
+}
+
+// admission is what an admitted request streams with.
+type admission struct {
+	claims   *auth.Claims
+	topics   []string
+	subject  string             // the stream keeps this, not the whole claims
+	snapshot stream.StateReader // nil: no snapshot
+}
+
+// admit refuses the request when the pod drains, the token or parameters
+// are bad, or the subject has too many streams; otherwise the subject's
+// slot is taken and the caller must release it.
+func (h *Handler) admit(c *gin.Context) (admission, bool) {
 	r := c.Request
 	if h.drain.Draining() {
 		h.fail(c, &problem.Error{Code: problem.Unavailable, Detail: "this pod is draining; reconnect", RetryAfter: time.Second})
-		return
+		return admission{}, false
 	}
 	claims, topics, err := h.authorize(r)
 	if err != nil {
 		h.fail(c, err)
-		return
+		return admission{}, false
 	}
-	subject := claims.Subject // the stream keeps this, not the whole claims
-	if !h.subjects.acquire(subject) {
-		h.fail(c, &problem.Error{Code: problem.TooManyRequests, Detail: "too many open streams for this subject", RetryAfter: 5 * time.Second})
-		return
-	}
-	s := stream.New(topics, h.history, h.limits.Stream, h.log)
-	joinCtx, cancel := context.WithTimeout(r.Context(), JoinTimeout)
-	err = h.hub.Join(joinCtx, s, topics)
-	if err == nil {
-		err = s.Open(joinCtx)
-		if err != nil {
-			h.hub.Leave(s, topics)
-		}
-	}
-	cancel()
+	snapshot, err := h.snapshotParam(r)
 	if err != nil {
-		h.subjects.release(subject)
-		h.fail(c, &problem.Error{Code: problem.Unavailable, Detail: "Redis is unavailable; retry later", RetryAfter: time.Second, Err: err})
-		return
+		h.fail(c, err)
+		return admission{}, false
 	}
-	// A stream lives for an hour: take the connection from net/http, so
-	// its per-connection buffers and the handler's goroutine are freed; at
-	// rest the stream is then only memory and a timer (stream.Detached).
-	hc, hijackErr := hijack(c.Writer)
+	a := admission{claims: claims, topics: topics, subject: claims.Subject, snapshot: snapshot}
+	if !h.subjects.acquire(a.subject) {
+		h.fail(c, &problem.Error{Code: problem.TooManyRequests, Detail: "too many open streams for this subject", RetryAfter: 5 * time.Second})
+		return admission{}, false
+	}
+	return a, true
+}
+
+// open makes the stream and joins it to the hub (see join). On failure
+// the subject's slot is released and the client answered, unless it left.
+func (h *Handler) open(c *gin.Context, a admission) (*stream.Stream, bool) {
+	r := c.Request
+	s := stream.New(a.topics, h.history, h.limits.Stream, h.log)
+	if err := h.join(r.Context(), s, a.topics); err != nil {
+		h.subjects.release(a.subject)
+		if r.Context().Err() != nil { // the client left: nobody to answer, nothing failed
+			closeUnanswered(c.Writer)
+			httpserver.SetOutcome(c, httpserver.Outcome{Note: "client went away before its stream started"})
+			c.Abort()
+			return nil, false
+		}
+		h.fail(c, &problem.Error{Code: problem.Unavailable, Detail: "Redis is unavailable; retry later", RetryAfter: time.Second, Err: err})
+		return nil, false
+	}
+	return s, true
+}
+
+// takeConn takes the connection from net/http: a stream lives for an
+// hour, so its per-connection buffers and the handler's goroutine are
+// freed; at rest the stream is then only memory and a timer
+// (stream.Detached). A writer that cannot be hijacked gives nil and the
+// stream is served on the handler's goroutine. On failure the stream's
+// registrations are undone.
+func (h *Handler) takeConn(c *gin.Context, s *stream.Stream, a admission) (*hijacked, bool) {
+	hc, err := hijack(c.Writer)
+	if err != nil && !errors.Is(err, errCannotHijack) {
+		h.hub.Leave(s, a.topics)
+		h.subjects.release(a.subject)
+		httpserver.SetOutcome(c, httpserver.Outcome{Note: "stream refused: " + err.Error()})
+		return nil, false
+	}
+	return hc, true
+}
+
+// start registers the stream with the drain and the metrics and runs it:
+// detached on the hijacked connection hc, or on the handler's goroutine
+// when hc is nil. Its lifecycle's end undoes every registration.
+func (h *Handler) start(c *gin.Context, s *stream.Stream, a admission, hc *hijacked) {
+	r := c.Request
 	drained, release := h.drain.Register(s.Wake)
 	h.metrics.Connections.Inc()
 	h.metrics.Opened.Inc()
-	done := func(err error) {
-		h.metrics.Connections.Dec()
-		h.metrics.closedStream(s.EndReason(err))
-		release()
-		h.hub.Leave(s, topics)
-		h.subjects.release(subject)
-		switch {
-		case errors.Is(err, stream.ErrSlow): // logged by the stream, counted above
-		case err != nil:
-			h.log.Debug("stream ended", zap.Error(err))
-		}
-	}
-
-	lastEventID := r.Header.Get("Last-Event-ID")
-	if lastEventID == "" {
-		lastEventID = r.URL.Query().Get("lastEventId")
-	}
+	l := &lifecycle{h: h, s: s, topics: a.topics, subject: a.subject, release: release}
 	opts := stream.Options{
-		LastEventID: lastEventID,
-		Expiry:      claims.ExpiresAt.Time,
+		LastEventID: lastEventID(r),
+		Expiry:      a.claims.ExpiresAt.Time,
 		MaxAge:      jitter(h.limits.MaxConnectionAge),
 		Drain:       drained,
+		Snapshot:    a.snapshot,
 	}
-	if hijackErr != nil {
-		done(s.Serve(r.Context(), c.Writer, opts))
+	if hc == nil {
+		l.end(s.Serve(r.Context(), c.Writer, opts))
 		return
 	}
-	// The replay runs here, on the request's goroutine; history reads are
-	// bounded by the Redis client's own timeouts.
-	if err := s.Begin(context.Background(), hc, opts); err != nil {
-		_ = hc.conn.Close()
-		done(err)
-		return
+	l.conn = hc.conn
+	l.detach(c, hc, opts)
+}
+
+// join subscribes the stream's topics and reads their positions, within
+// JoinTimeout: the last steps that can fail before the response starts.
+func (h *Handler) join(ctx context.Context, s *stream.Stream, topics []string) error {
+	ctx, cancel := context.WithTimeout(ctx, JoinTimeout)
+	defer cancel()
+	if err := h.hub.Join(ctx, s, topics); err != nil {
+		return err
 	}
-	var unwatch func()
-	d := s.Detach(context.Background(), hc, opts, func(err error) {
-		if unwatch != nil {
-			unwatch()
-		}
-		_ = hc.conn.Close()
-		done(err)
-	})
-	unwatch, err = h.hangups.Watch(hc.conn, d.Hangup)
-	if err != nil {
-		h.log.Warn("stream without hang-up watch", zap.Error(err)) // it still ends on its first failed write
+	if err := s.Open(ctx); err != nil {
+		h.hub.Leave(s, topics)
+		return err
 	}
-	d.Start()
+	return nil
+}
+
+// lastEventID is the client's cursor: the Last-Event-ID header, or the
+// lastEventId parameter a new EventSource can send.
+func lastEventID(r *http.Request) string {
+	if id := r.Header.Get("Last-Event-ID"); id != "" {
+		return id
+	}
+	return r.URL.Query().Get("lastEventId")
 }
 
 // authorize verifies the token and picks the stream's topics: those asked
 // for (each must be in the token's topics claim) or, by default, all of
 // the claim. Every stream also receives broadcast.
 func (h *Handler) authorize(r *http.Request) (*auth.Claims, []string, error) {
-	tok, err := auth.FromRequest(r, true)
+	claims, err := verify(h.verifier, r)
 	if err != nil {
-		return nil, nil, problem.Wrap(problem.Unauthenticated, err, "send Authorization: Bearer <token> or access_token=<token>")
-	}
-	claims, err := h.verifier.Verify(tok)
-	if err != nil {
-		return nil, nil, problem.Wrap(problem.Unauthenticated, err, auth.Detail(err))
+		return nil, nil, err
 	}
 	asked := r.URL.Query()["topic"]
 	if len(asked) > h.limits.MaxTopics {
@@ -203,4 +270,18 @@ func (h *Handler) fail(c *gin.Context, err error) {
 // together.
 func jitter(d time.Duration) time.Duration {
 	return time.Duration(float64(d) * (0.9 + 0.2*rand.Float64()))
+}
+
+// verify checks the request's token, from the Authorization header or the
+// access_token parameter (browsers' EventSource cannot send headers).
+func verify(v *auth.Verifier, r *http.Request) (*auth.Claims, error) {
+	tok, err := auth.FromRequest(r, true)
+	if err != nil {
+		return nil, problem.Wrap(problem.Unauthenticated, err, "send Authorization: Bearer <token> or access_token=<token>")
+	}
+	claims, err := v.Verify(tok)
+	if err != nil {
+		return nil, problem.Wrap(problem.Unauthenticated, err, auth.Detail(err))
+	}
+	return claims, nil
 }

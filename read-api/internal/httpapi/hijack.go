@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -16,11 +17,18 @@ import (
 // http.ResponseWriter that writes the HTTP/1.1 head itself and then the
 // event stream straight to the socket, delimited by closing the connection.
 type hijacked struct {
-	conn   net.Conn
-	raw    syscall.RawConn // conn's descriptor, for TryWrite
-	header http.Header
-	head   []byte // pending response head, sent with the first write
+	conn    net.Conn
+	raw     syscall.RawConn // conn's descriptor, for TryWrite
+	header  http.Header
+	head    []byte // pending response head, sent with the first write
+	code    int    // the status of head
+	status  int    // the status sent: 0 until the head is out
+	written int64  // bytes written by Write, head included
 }
+
+// errCannotHijack is a connection net/http cannot give away (HTTP/2, a
+// test recorder): the stream is served through net/http instead.
+var errCannotHijack = errors.New("httpapi: the connection cannot be taken over")
 
 var _ interface {
 	http.ResponseWriter
@@ -30,13 +38,14 @@ var _ interface {
 } = (*hijacked)(nil)
 
 // hijack takes the connection of w, keeping the headers already set (CORS,
-// request id). It fails for connections that cannot be taken (HTTP/2, test
-// recorders); the caller then serves through net/http.
+// request id). It fails with errCannotHijack for connections that cannot
+// be taken; the caller then serves through net/http. Any other error is a
+// connection taken and closed, with nothing sent: not a stream's client.
 func hijack(w http.ResponseWriter) (*hijacked, error) {
 	header := w.Header().Clone()
 	conn, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
-		return nil, fmt.Errorf("httpapi: hijack: %w", err)
+		return nil, fmt.Errorf("%w: %w", errCannotHijack, err)
 	}
 	conn = httpserver.Unwrap(conn) // the socket itself: its descriptor and writev
 
@@ -45,7 +54,7 @@ func hijack(w http.ResponseWriter) (*hijacked, error) {
 	_ = conn.SetDeadline(time.Time{})
 	if brw.Reader.Buffered() > 0 { // a client pipelining another request: not an SSE client
 		_ = conn.Close()
-		return nil, fmt.Errorf("httpapi: hijack: unexpected bytes after the request")
+		return nil, fmt.Errorf("httpapi: hijack: bytes after the request (pipelined, or a body)")
 	}
 	sc, ok := conn.(syscall.Conn)
 	if !ok {
@@ -73,20 +82,28 @@ func (h *hijacked) WriteHeader(code int) {
 	h.header.Set("Connection", "close") // the body ends when the connection does
 	_ = h.header.Write(&head)
 	head.WriteString("\r\n")
-	h.head = head.Bytes()
+	h.head, h.code = head.Bytes(), code
 	h.header = nil // sent: not kept for the stream's hour
 }
 
 func (h *hijacked) Write(b []byte) (int, error) {
 	if h.head != nil {
 		bufs := net.Buffers{h.head, b} // one writev, no copy of the replay
+		n := int64(len(h.head))
 		h.head = nil
-		if _, err := bufs.WriteTo(h.conn); err != nil {
-			return 0, err
+		m, err := bufs.WriteTo(h.conn)
+		h.written += m
+		if m >= n {
+			h.status = h.code
+		}
+		if err != nil {
+			return int(max(m-n, 0)), err
 		}
 		return len(b), nil
 	}
-	return h.conn.Write(b)
+	n, err := h.conn.Write(b)
+	h.written += int64(n)
+	return n, err
 }
 
 // TryWrite writes what the socket takes now and never waits (the
@@ -126,3 +143,11 @@ func (h *hijacked) TryWrite(b []byte) (int, error) {
 func (h *hijacked) Flush() {}
 
 func (h *hijacked) SetWriteDeadline(t time.Time) error { return h.conn.SetWriteDeadline(t) }
+
+// closeUnanswered closes the connection of w without a response, where
+// net/http would otherwise send an empty 200.
+func closeUnanswered(w http.ResponseWriter) {
+	if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+		_ = conn.Close()
+	}
+}

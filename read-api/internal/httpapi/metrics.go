@@ -51,13 +51,13 @@ func NewMetrics(reg prometheus.Registerer, hub HubStats, bus Bus) *Metrics {
 			Help: "Seconds from a notification's publish (its time, write-api's clock) to its fan-out to this pod's streams; once per message.", Buckets: LagBuckets}),
 		Streams: &stream.Stats{},
 		historyReads: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "notify_read_history_reads_total",
-			Help: "Reads of topic positions and history from Redis by streams, by kind and outcome."}, []string{"kind", "outcome"}),
+			Help: "Reads of topic positions, history and state (snapshots) from Redis by streams, by kind and outcome."}, []string{"kind", "outcome"}),
 	}
 	closed := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "notify_read_streams_closed_total", Help: "Event streams ended, by reason."}, []string{"reason"})
 	for i, r := range stream.EndReasons {
 		m.closed[i] = closed.WithLabelValues(r)
 	}
-	for _, kind := range []string{"positions", "range"} {
+	for _, kind := range []string{"positions", "range", "state"} {
 		for _, outcome := range []string{"ok", "error"} {
 			m.historyReads.WithLabelValues(kind, outcome)
 		}
@@ -111,11 +111,26 @@ func (m *Metrics) registerBus(reg prometheus.Registerer, bus Bus) {
 func (m *Metrics) closedStream(reason int) { m.closed[reason].Inc() }
 
 // CountHistory counts the reads streams make through h. Other methods of
-// the History interface pass through uncounted: a snapshot read added to
-// it gets its counter (notify_read_snapshot_reads_total) by a method
-// here.
+// the History interface pass through uncounted.
 func (m *Metrics) CountHistory(h stream.History) stream.History {
 	return countedHistory{History: h, m: m}
+}
+
+// CountState counts the snapshot reads streams make through st (kind
+// "state": one per topic snapshot, however many pages).
+func (m *Metrics) CountState(st stream.StateReader) stream.StateReader {
+	return countedState{StateReader: st, m: m}
+}
+
+type countedState struct {
+	stream.StateReader
+	m *Metrics
+}
+
+func (s countedState) Read(ctx context.Context, topic string, fn func([]notification.Message) error) (notification.Position, error) {
+	pos, err := s.StateReader.Read(ctx, topic, fn)
+	s.m.historyRead("state", err)
+	return pos, err
 }
 
 type countedHistory struct {

@@ -12,19 +12,25 @@ import (
 	"go.uber.org/zap"
 
 	"notify/pkg/notification"
-	"notify/pkg/redisbus"
 )
 
-// Bus is the Redis side of the hub; redisbus.Subscriber implements it.
+// Bus is the pub/sub side of the hub. The hub gives it every message
+// through Deliver, and the topics to read from history after a lost
+// connection through Resubscribed.
 type Bus interface {
-	Subscribe(ctx context.Context, topics ...string) (*redisbus.Pending, error)
+	// Subscribe sends the subscription and returns at once, so the hub
+	// orders its SUBSCRIBE and UNSUBSCRIBE writes under its own lock
+	// without holding it for a round trip.
+	Subscribe(ctx context.Context, topics ...string) (Pending, error)
 	Unsubscribe(ctx context.Context, topics ...string) error
 }
 
-var (
-	_ Bus              = (*redisbus.Subscriber)(nil)
-	_ redisbus.Handler = (*Hub)(nil)
-)
+// Pending is a subscription sent and not yet confirmed.
+type Pending interface {
+	// Wait returns once every topic is confirmed: from then on every
+	// publish to them is delivered.
+	Wait(ctx context.Context) error
+}
 
 const shardCount = 64
 
@@ -100,7 +106,14 @@ func (h *Hub) Join(ctx context.Context, m Member, topics []string) error {
 		entries[i] = e
 	}
 	if len(created) > 0 {
-		h.subscribe(ctx, created, createdEntries)
+		// Others may join these topics meanwhile and wait for this
+		// subscribe: a client that leaves must not fail it for them.
+		subCtx, cancel := context.WithoutCancel(ctx), context.CancelFunc(func() {})
+		if deadline, ok := ctx.Deadline(); ok {
+			subCtx, cancel = context.WithDeadline(subCtx, deadline)
+		}
+		h.subscribe(subCtx, created, createdEntries)
+		cancel()
 	}
 	for i, e := range entries {
 		select {
@@ -134,7 +147,7 @@ func (h *Hub) subscribe(ctx context.Context, topics []string, entries []*entry) 
 		}
 		s.mu.RUnlock()
 	}
-	var pending *redisbus.Pending
+	var pending Pending
 	var err error
 	if len(live) > 0 {
 		pending, err = h.bus.Subscribe(ctx, live...)
@@ -200,7 +213,7 @@ func (h *Hub) Leave(m Member, topics []string) {
 	}
 }
 
-// Deliver fans a message out to the topic's members (redisbus.Handler).
+// Deliver fans a message out to the topic's members.
 func (h *Hub) Deliver(msg notification.Message) {
 	h.received.Add(1)
 	s := h.shard(msg.Topic)
@@ -234,7 +247,8 @@ func (h *Hub) observeLag(env []byte) {
 	}
 }
 
-// Resubscribed tells the topic's members to check history (redisbus.Handler).
+// Resubscribed tells the topic's members to check history: messages
+// published while the bus was disconnected were missed.
 func (h *Hub) Resubscribed(topic string) {
 	s := h.shard(topic)
 	s.mu.RLock()
@@ -304,6 +318,21 @@ func (h *Hub) Topics() int {
 		s := &h.shards[i]
 		s.mu.RLock()
 		n += len(s.topics)
+		s.mu.RUnlock()
+	}
+	return n
+}
+
+// Members is how many stream registrations the registry holds, over all
+// topics.
+func (h *Hub) Members() int {
+	n := 0
+	for i := range h.shards {
+		s := &h.shards[i]
+		s.mu.RLock()
+		for _, e := range s.topics {
+			n += len(e.members)
+		}
 		s.mu.RUnlock()
 	}
 	return n

@@ -2,7 +2,6 @@ package stream
 
 import (
 	"context"
-	"net/http"
 	"sync/atomic"
 	"time"
 )
@@ -10,15 +9,22 @@ import (
 // Detached runs a stream after Begin without a goroutine of its own: a
 // stream at rest is only memory and a timer. Each wake (events queued, a
 // topic to resync, the deadline, the drain, the client hanging up) queues
-// a round on the pod's run queue (runq.go). A round that might wait, for
+// a round on the pod's run queue (Limits.Runs). A round that might wait, for
 // history or for a socket that does not take the whole write, continues
 // on a short-lived goroutine until nothing is left to do. Deep call chains
 // then never grow a stack that would stay grown, and no goroutine per
 // stream sits parked for an hour.
+//
+// Its lifecycle has one owner, the caller of Detach: it prepares the
+// stream, registers whatever may wake it (the hang-up watch, the drain),
+// then calls Start, the only way a round begins. Wakes before Start only
+// ask for a round, so no callback runs before registration completes, and
+// onEnd, given to Start, reads only what was set up before it.
 type Detached struct {
 	r     *runner
-	try   TryWriter // nil: every round runs on a goroutine
-	onEnd func(error)
+	runs  *RunQueue   // the pod's (Limits.Runs)
+	try   TryWriter   // nil: every round runs on a goroutine
+	onEnd func(error) // set by Start
 	state atomic.Int32
 	gone  atomic.Bool // the client hung up
 	timer *time.Timer
@@ -33,6 +39,8 @@ type TryWriter interface {
 }
 
 // Round states. A wake while a round is queued or runs asks for one more.
+// A Detached starts as if its first round were running: wakes before Start
+// only ask for another, and Start runs the first.
 const (
 	idle int32 = iota
 	running
@@ -40,24 +48,41 @@ const (
 	ended
 )
 
-// Detach prepares a stream for Start; onEnd is called once when it ends,
-// with nil when the client hung up. If w is a TryWriter, rounds that need
-// not wait run on the pod's run queue.
-func (s *Stream) Detach(ctx context.Context, w http.ResponseWriter, opts Options, onEnd func(error)) *Detached {
-	d := &Detached{r: newRunner(s, ctx, w, opts), onEnd: onEnd}
-	d.try, _ = w.(TryWriter)
+// Detach prepares a stream, after Begin, for Start. If the pod has a run
+// queue and the client Begin wrote to is a TryWriter, rounds that need not
+// wait run on the queue.
+func (s *Stream) Detach(ctx context.Context, opts Options) *Detached {
+	d := &Detached{r: newRunner(s, ctx, opts)}
+	if d.runs = s.limits.Runs; d.runs != nil {
+		d.try, _ = s.w.(TryWriter)
+	}
+	d.state.Store(running)
 	d.timer = time.AfterFunc(time.Hour, d.Wake)
 	d.timer.Stop()
 	return d
 }
 
-// Start runs the first round and makes the stream's wakes run the others.
-func (d *Detached) Start() {
+// Start runs the first round and makes the stream's wakes run the others;
+// onEnd is called once, on a round's goroutine, when the stream ends: with
+// nil when the client hung up. Call it once, after registering everything
+// that may wake or hang up the stream.
+func (d *Detached) Start(onEnd func(error)) {
+	d.onEnd = onEnd
 	if d.try != nil {
-		d.r.s.clearDeadline(d.r.rc) // Begin's: TryWrite must not meet it expired
+		d.r.s.clearDeadline() // Begin's: TryWrite must not meet it expired
 	}
 	d.r.s.setWaker(d)
-	d.Wake()
+	d.state.Store(running) // what woke it meanwhile, the first round sees
+	d.schedule()
+}
+
+// schedule runs the round the state was set to running for.
+func (d *Detached) schedule() {
+	if d.try != nil {
+		d.runs.push(d)
+	} else {
+		go d.rounds()
+	}
 }
 
 // Hangup tells the stream that its client left.
@@ -72,11 +97,7 @@ func (d *Detached) Wake() {
 		switch d.state.Load() {
 		case idle:
 			if d.state.CompareAndSwap(idle, running) {
-				if d.try != nil {
-					runq.push(d)
-				} else {
-					go d.rounds()
-				}
+				d.schedule()
 				return
 			}
 		case running:
@@ -105,7 +126,7 @@ func (d *Detached) runInline() {
 		d.arm(d.r.wakeAt)
 		if !d.state.CompareAndSwap(running, idle) {
 			d.state.Store(running) // woken meanwhile: queue it again, behind the others
-			runq.push(d)
+			d.runs.push(d)
 		}
 	}
 }
@@ -124,7 +145,7 @@ func (d *Detached) rounds() {
 		}
 		d.arm(d.r.wakeAt)
 		if d.try != nil {
-			d.r.s.clearDeadline(d.r.rc) // back to rounds that never wait
+			d.r.s.clearDeadline() // back to rounds that never wait
 		}
 		if d.state.CompareAndSwap(running, idle) {
 			return

@@ -30,8 +30,8 @@ func detached(t *testing.T, h *history, topics []string, l Limits, opts Options)
 		t.Fatal(err)
 	}
 	ended := make(chan error, 2)
-	d := s.Detach(t.Context(), rec, opts, func(err error) { ended <- err })
-	d.Start()
+	d := s.Detach(t.Context(), opts)
+	d.Start(func(err error) { ended <- err })
 	return s, d, rec, ended
 }
 
@@ -84,8 +84,8 @@ func TestDetachedDeliversAndEndsOnHangup(t *testing.T) {
 	}
 	s.Push(h.add("a:1", 7, 1)) // between Begin and Start: taken by the first round
 	ended := make(chan error, 2)
-	d := s.Detach(t.Context(), rec, opts, func(err error) { ended <- err })
-	d.Start()
+	d := s.Detach(t.Context(), opts)
+	d.Start(func(err error) { ended <- err })
 	for seq := uint64(2); seq <= 50; seq++ {
 		s.Push(h.add("a:1", 7, seq))
 	}
@@ -209,8 +209,40 @@ func TestDetachedSlow(t *testing.T) {
 		s.Push(h.add("a:1", 7, seq))
 	}
 	ended := make(chan error, 2)
-	s.Detach(t.Context(), rec, opts, func(err error) { ended <- err }).Start()
+	s.Detach(t.Context(), opts).Start(func(err error) { ended <- err })
 	if err := endsWith(t, ended, "slow"); !errors.Is(err, ErrSlow) {
 		t.Fatalf("onEnd(%v), want ErrSlow", err)
+	}
+}
+
+// A client that hangs up, and events pushed, before Start (while the
+// handler still registers the stream) run nothing: the first round is
+// Start's, it ends the stream once, and no waker is left on it.
+func TestDetachedWakesBeforeStartWaitForIt(t *testing.T) {
+	t.Parallel()
+	h := newHistory()
+	s := New([]string{"a:1"}, h, limits(), zap.NewNop())
+	rec := newRecorder()
+	opts := Options{Expiry: time.Now().Add(time.Hour), MaxAge: time.Hour}
+	if err := s.Begin(t.Context(), rec, opts); err != nil {
+		t.Fatal(err)
+	}
+	d := s.Detach(t.Context(), opts)
+	s.Push(h.add("a:1", 7, 1))
+	d.Hangup()
+	d.Wake()
+	if st := d.state.Load(); st != rerun {
+		t.Fatalf("state %d before Start, want a round asked for (%d) and none queued", st, rerun)
+	}
+	ended := make(chan error, 2)
+	d.Start(func(err error) { ended <- err })
+	if err := endsWith(t, ended, "hang-up before Start"); err != nil {
+		t.Fatalf("onEnd(%v), want nil after a hang-up", err)
+	}
+	s.mu.Lock()
+	w := s.waker
+	s.mu.Unlock()
+	if w != nil {
+		t.Fatal("an ended stream still has a waker")
 	}
 }

@@ -3,6 +3,8 @@ package stream
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 
 	"go.uber.org/zap"
 
@@ -12,9 +14,6 @@ import (
 	"notify/read-api/internal/hub"
 )
 
-// replayPage is how many history entries one read fetches.
-const replayPage = 500
-
 // Reasons sent with stream.reset.
 const (
 	reasonUnreadable = "unreadable cursor"
@@ -23,18 +22,23 @@ const (
 	reasonRewound    = "history rewound" // Redis came back with less than the client saw
 )
 
+// errHistory is a history read that failed: the topic stays marked for a
+// resync, retried later, and the stream goes on.
+var errHistory = errors.New("stream: history unavailable")
+
 // start sets the stream's positions from the client's cursor, replaying
-// what it missed up to targets (the topics' positions now).
-func (s *Stream) start(ctx context.Context, lastEventID string, targets []notification.Position) {
+// what it missed up to targets (the topics' positions now). It fails only
+// if the client could not take the replay.
+func (s *Stream) start(ctx context.Context, lastEventID string, targets []notification.Position) error {
 	if lastEventID == "" {
 		copy(s.pos, targets)
-		return
+		return nil
 	}
 	c, err := cursor.Parse(lastEventID)
 	if err != nil {
 		copy(s.pos, targets)
 		s.appendReset(s.topics, reasonUnreadable)
-		return
+		return nil
 	}
 	for i, k := range s.keys {
 		if p, ok := c[k]; ok {
@@ -44,24 +48,33 @@ func (s *Stream) start(ctx context.Context, lastEventID string, targets []notifi
 		}
 	}
 	for i := range s.topics {
-		if !s.catchUpTo(ctx, i, targets[i]) {
+		if err := s.catchUpTo(ctx, i, targets[i]); errors.Is(err, errHistory) {
 			s.markResync(i)
+		} else if err != nil {
+			return err
 		}
 	}
+	return nil
 }
 
 // handle writes a live event in order: duplicates (already replayed) are
-// dropped and a gap is filled from history first.
-func (s *Stream) handle(ctx context.Context, ev *hub.Event) {
+// dropped and a gap is filled from history first. It fails only if the
+// client could not take the gap's replay.
+func (s *Stream) handle(ctx context.Context, ev *hub.Event) error {
 	if s.appendLive(ev) {
-		return
+		return nil
 	}
 	i := s.index(ev.Key)
-	if !s.catchUpTo(ctx, i, notification.Position{Epoch: ev.Pos.Epoch, Seq: ev.Pos.Seq - 1}) {
+	err := s.catchUpTo(ctx, i, notification.Position{Epoch: ev.Pos.Epoch, Seq: ev.Pos.Seq - 1})
+	if errors.Is(err, errHistory) {
 		s.markResync(i) // history unreadable now: the resync will bring ev too
-		return
+		return nil
+	}
+	if err != nil {
+		return err
 	}
 	s.appendEvent(i, ev.Pos, ev.Frame)
+	return nil
 }
 
 // appendLive handles ev if that needs no history: ev continues its topic,
@@ -89,8 +102,9 @@ func (s *Stream) appendLive(ev *hub.Event) bool {
 }
 
 // catchUpTopics brings the given topics up to their current positions.
-// It reports false if Redis could not be read; the topics stay marked.
-func (s *Stream) catchUpTopics(ctx context.Context, idx []int) bool {
+// It reports whether Redis could be read (unread topics stay marked), and
+// fails only if the client could not take the replay.
+func (s *Stream) catchUpTopics(ctx context.Context, idx []int) (bool, error) {
 	topics := make([]string, len(idx))
 	for j, i := range idx {
 		topics[j] = s.topics[i]
@@ -98,55 +112,102 @@ func (s *Stream) catchUpTopics(ctx context.Context, idx []int) bool {
 	targets, err := s.history.Positions(ctx, topics)
 	ok := err == nil
 	for j, i := range idx {
-		if !ok || !s.catchUpTo(ctx, i, targets[j]) {
+		if !ok {
+			s.markResync(i)
+			continue
+		}
+		if err := s.catchUpTo(ctx, i, targets[j]); errors.Is(err, errHistory) {
 			s.markResync(i)
 			ok = false
+		} else if err != nil {
+			return false, err
 		}
 	}
-	return ok
+	return ok, nil
 }
 
-// catchUpTo replays topic i from its position up to target. What history no
-// longer holds is announced with stream.reset, never skipped silently. It
-// reports false if history could not be read (the position stays where the
-// last written event left it).
-func (s *Stream) catchUpTo(ctx context.Context, i int, target notification.Position) bool {
+// catchUpTo replays topic i from its position up to target, one page at a
+// time (replayPage). What history no longer holds is announced with
+// stream.reset, never skipped silently. It fails with errHistory if
+// history could not be read (the position stays where the last written
+// event left it), or with the write's error.
+func (s *Stream) catchUpTo(ctx context.Context, i int, target notification.Position) error {
 	cur := s.pos[i]
 	switch {
 	case target.Zero() && cur.Zero():
-		return true
+		return nil
 	case cur.Epoch != target.Epoch && !cur.Zero():
 		s.resetTopic(i, notification.Position{Epoch: target.Epoch}, reasonLost)
 	case cur.Epoch == target.Epoch && (target.Seq < cur.Seq || target.Seq == cur.Seq && diverged(cur, target.Link)):
 		s.resetTopic(i, target, reasonRewound)
-		return true
+		return nil
 	}
 	s.pos[i].Epoch = target.Epoch
 	for s.pos[i].Seq < target.Seq {
-		after := s.pos[i].Seq
-		msgs, err := s.history.Range(ctx, s.topics[i], target.Epoch, after, min(replayPage, int64(target.Seq-after)))
-		if err != nil {
-			s.log.Warn("history read failed", zap.Error(err))
-			return false
-		}
-		if len(msgs) == 0 {
-			s.resetTopic(i, target, reasonTrimmed)
-			return true
-		}
-		switch {
-		case msgs[0].Pos.Seq != after+1:
-			s.resetTopic(i, notification.Position{Epoch: target.Epoch, Seq: msgs[0].Pos.Seq - 1}, reasonTrimmed)
-		case diverged(s.pos[i], msgs[0].Prev):
-			s.resetTopic(i, s.pos[i], reasonRewound)
-		}
-		for _, m := range msgs {
-			if m.Pos.Seq > target.Seq {
-				break
-			}
-			s.appendEvent(i, m.Pos, sse.AppendEvent(nil, m.Type, m.Envelope))
+		if err := s.replayPage(ctx, i, target); err != nil {
+			return err
 		}
 	}
-	return true
+	return nil
+}
+
+// replayPage reads the next page of topic i's history up to target and
+// writes it to the client before it returns: a stream holds one page of
+// history at a time, counted in its backlog limit, and the pod holds at
+// most its replay budget's pages at once.
+func (s *Stream) replayPage(ctx context.Context, i int, target notification.Position) error {
+	budget := s.limits.Replay
+	if err := budget.acquire(ctx); err != nil {
+		return fmt.Errorf("%w: %w", errHistory, err)
+	}
+	defer budget.release()
+	after := s.pos[i].Seq
+	msgs, err := s.history.Range(ctx, s.topics[i], target.Epoch, after, min(replayPageEntries, int64(target.Seq-after)))
+	if err != nil {
+		s.log.Warn("history read failed", zap.Error(err))
+		return fmt.Errorf("%w: %w", errHistory, err)
+	}
+	if len(msgs) == 0 {
+		s.resetTopic(i, target, reasonTrimmed)
+		return s.flushPage()
+	}
+	switch {
+	case msgs[0].Pos.Seq != after+1:
+		s.resetTopic(i, notification.Position{Epoch: target.Epoch, Seq: msgs[0].Pos.Seq - 1}, reasonTrimmed)
+	case diverged(s.pos[i], msgs[0].Prev):
+		s.resetTopic(i, s.pos[i], reasonRewound)
+	}
+	for _, m := range msgs {
+		if m.Pos.Seq > target.Seq {
+			break
+		}
+		s.appendEvent(i, m.Pos, sse.AppendEvent(nil, m.Type, m.Envelope))
+	}
+	return s.flushPage()
+}
+
+// flushPage writes a replayed page. While it waits for the client, the
+// page counts against the stream's backlog limit with the live events
+// queued meanwhile: past it, the stream ends as slow.
+func (s *Stream) flushPage() error {
+	if !s.holdPage(len(s.out)) {
+		return ErrSlow
+	}
+	err := s.flush()
+	s.holdPage(0)
+	return err
+}
+
+// holdPage records the bytes of the page being written; it reports false
+// if the stream is over its backlog limit.
+func (s *Stream) holdPage(n int) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.queued+n > s.limits.MaxQueueBytes {
+		s.overflow, s.queue, s.queued = true, nil, 0
+	}
+	s.paged = n
+	return !s.overflow
 }
 
 // diverged reports whether an event whose predecessor has link prev does

@@ -5,7 +5,7 @@ import (
 	"sync"
 )
 
-// runQueue runs the rounds of woken streams on one goroutine per core, in
+// RunQueue runs the rounds of woken streams on one goroutine per core, in
 // the order the streams were woken. A broadcast wakes every stream of the
 // pod at once: with a goroutine per round, ten thousand runnable
 // goroutines sat in the scheduler's FIFO queue ahead of the goroutine
@@ -17,32 +17,59 @@ import (
 //
 // Workers only run rounds that cannot block (see Detached.runInline); a
 // round that must wait, for Redis or a full socket, moves to a goroutine
-// of its own.
-type runQueue struct {
-	start  sync.Once
-	mu     sync.Mutex
-	ready  []*Detached
-	head   int           // ready[head:] are waiting
-	parked int           // workers waiting for work
-	unpark chan struct{} // one token per parked worker to wake
+// of its own. The pod owns its queue: NewRunQueue starts the workers,
+// Close stops them.
+type RunQueue struct {
+	mu      sync.Mutex
+	ready   []*Detached
+	head    int           // ready[head:] are waiting
+	parked  int           // workers waiting for work
+	closed  bool          // workers exit; rounds run on goroutines of their own
+	unpark  chan struct{} // one token per parked worker to wake
+	workers sync.WaitGroup
 }
 
 // runBatch is how many rounds a worker runs before it yields.
 const runBatch = 32
 
-// runq is the process's run queue; its workers start on first use.
-var runq runQueue
+// NewRunQueue starts a run queue's workers, one per core.
+func NewRunQueue() *RunQueue {
+	workers := runtime.GOMAXPROCS(0)
+	q := &RunQueue{unpark: make(chan struct{}, workers)}
+	for range workers {
+		q.workers.Go(q.work)
+	}
+	return q
+}
+
+// Close stops the workers and waits for them. Rounds queued or woken
+// afterwards run on goroutines of their own, so a stream that outlives
+// the queue still ends.
+func (q *RunQueue) Close() {
+	q.mu.Lock()
+	q.closed = true
+	rest := q.ready[q.head:]
+	q.ready, q.head = nil, 0
+	parked := q.parked
+	q.parked = 0
+	q.mu.Unlock()
+	for range parked {
+		q.unpark <- struct{}{}
+	}
+	for _, d := range rest {
+		go d.rounds()
+	}
+	q.workers.Wait()
+}
 
 // push queues d's next round.
-func (q *runQueue) push(d *Detached) {
-	q.start.Do(func() {
-		workers := runtime.GOMAXPROCS(0)
-		q.unpark = make(chan struct{}, workers)
-		for range workers {
-			go q.work()
-		}
-	})
+func (q *RunQueue) push(d *Detached) {
 	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		go d.rounds()
+		return
+	}
 	q.ready = append(q.ready, d)
 	wake := q.parked > 0
 	if wake {
@@ -54,10 +81,15 @@ func (q *runQueue) push(d *Detached) {
 	}
 }
 
-// take waits for work and returns up to runBatch streams.
-func (q *runQueue) take(batch []*Detached) []*Detached {
+// take waits for work and returns up to runBatch streams; none once the
+// queue is closed.
+func (q *RunQueue) take(batch []*Detached) []*Detached {
 	q.mu.Lock()
 	for q.head == len(q.ready) {
+		if q.closed {
+			q.mu.Unlock()
+			return batch[:0]
+		}
 		q.parked++
 		q.mu.Unlock()
 		<-q.unpark
@@ -77,10 +109,13 @@ func (q *runQueue) take(batch []*Detached) []*Detached {
 	return batch
 }
 
-func (q *runQueue) work() {
+func (q *RunQueue) work() {
 	batch := make([]*Detached, 0, runBatch)
 	for {
 		batch = q.take(batch)
+		if len(batch) == 0 {
+			return // closed
+		}
 		for _, d := range batch {
 			d.runInline()
 		}

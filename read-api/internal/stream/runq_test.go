@@ -64,6 +64,22 @@ func (s *socket) counts() (tries, writes int) {
 	return s.tries, s.writes
 }
 
+// newRunQueue is a run queue stopped when the test ends.
+func newRunQueue(t *testing.T) *RunQueue {
+	t.Helper()
+	q := NewRunQueue()
+	t.Cleanup(q.Close)
+	return q
+}
+
+// queued are limits with a run queue of the test's own.
+func queued(t *testing.T) Limits {
+	t.Helper()
+	l := limits()
+	l.Runs = newRunQueue(t)
+	return l
+}
+
 func startSocket(t *testing.T, h *history, s *Stream, sock *socket, l Limits) <-chan error {
 	t.Helper()
 	opts := Options{Expiry: time.Now().Add(time.Hour), MaxAge: time.Hour}
@@ -71,7 +87,7 @@ func startSocket(t *testing.T, h *history, s *Stream, sock *socket, l Limits) <-
 		t.Fatal(err)
 	}
 	ended := make(chan error, 2)
-	s.Detach(t.Context(), sock, opts, func(err error) { ended <- err }).Start()
+	s.Detach(t.Context(), opts).Start(func(err error) { ended <- err })
 	return ended
 }
 
@@ -88,9 +104,10 @@ func want(topic string, from, to int) []string {
 func TestRunQueueWritesWithoutWaiting(t *testing.T) {
 	t.Parallel()
 	h := newHistory()
-	s := New([]string{"a:1"}, h, limits(), zap.NewNop())
+	l := queued(t)
+	s := New([]string{"a:1"}, h, l, zap.NewNop())
 	sock := newSocket(0)
-	startSocket(t, h, s, sock, limits())
+	startSocket(t, h, s, sock, l)
 	_, beginWrites := sock.counts()
 	for seq := uint64(1); seq <= 50; seq++ {
 		s.Push(h.add("a:1", 7, seq))
@@ -109,9 +126,10 @@ func TestRunQueueWritesWithoutWaiting(t *testing.T) {
 func TestRunQueuePartialWrites(t *testing.T) {
 	t.Parallel()
 	h := newHistory()
-	s := New([]string{"a:1"}, h, limits(), zap.NewNop())
+	l := queued(t)
+	s := New([]string{"a:1"}, h, l, zap.NewNop())
 	sock := newSocket(7)
-	startSocket(t, h, s, sock, limits())
+	startSocket(t, h, s, sock, l)
 	for seq := uint64(1); seq <= 40; seq++ {
 		s.Push(h.add("a:1", 7, seq))
 		if seq%10 == 0 {
@@ -132,9 +150,10 @@ func TestRunQueuePartialWrites(t *testing.T) {
 func TestRunQueueGapGoesToHistory(t *testing.T) {
 	t.Parallel()
 	h := newHistory()
-	s := New([]string{"a:1"}, h, limits(), zap.NewNop())
+	l := queued(t)
+	s := New([]string{"a:1"}, h, l, zap.NewNop())
 	sock := newSocket(0)
-	startSocket(t, h, s, sock, limits())
+	startSocket(t, h, s, sock, l)
 	s.Push(h.add("a:1", 7, 1))
 	until(t, "the first event", func() bool { return len(received(t, sock.recorder)) == 1 })
 	h.add("a:1", 7, 2)
@@ -153,7 +172,7 @@ func TestRunQueueGapGoesToHistory(t *testing.T) {
 func TestRunQueueClearsBeginDeadline(t *testing.T) {
 	t.Parallel()
 	h := newHistory()
-	l := limits()
+	l := queued(t)
 	l.WriteTimeout = 20 * time.Millisecond
 	s := New([]string{"a:1"}, h, l, zap.NewNop())
 	sock := newSocket(0)
@@ -172,7 +191,7 @@ func TestRunQueueClearsBeginDeadline(t *testing.T) {
 // per due time.
 func TestRunQueueHeartbeat(t *testing.T) {
 	t.Parallel()
-	l := limits()
+	l := queued(t)
 	l.Heartbeat = 50 * time.Millisecond
 	s := New([]string{"a:1"}, newHistory(), l, zap.NewNop())
 	sock := newSocket(0)
@@ -184,5 +203,40 @@ func TestRunQueueHeartbeat(t *testing.T) {
 	}
 	if bytes.Contains(sock.bytes(), []byte(":\n:\n")) {
 		t.Fatalf("two heartbeats in one write:\n%s", sock.bytes())
+	}
+}
+
+// A closed queue's workers are gone: a stream that outlives it still gets
+// its rounds, on goroutines of their own, and ends.
+func TestRunQueueClosed(t *testing.T) {
+	t.Parallel()
+	h := newHistory()
+	l := limits()
+	l.Runs = NewRunQueue()
+	s := New([]string{"a:1"}, h, l, zap.NewNop())
+	sock := newSocket(0)
+	opts := Options{Expiry: time.Now().Add(time.Hour), MaxAge: time.Hour}
+	if err := s.Begin(t.Context(), sock, opts); err != nil {
+		t.Fatal(err)
+	}
+	ended := make(chan error, 2)
+	d := s.Detach(t.Context(), opts)
+	d.Start(func(err error) { ended <- err })
+	s.Push(h.add("a:1", 7, 1))
+	until(t, "the first event", func() bool { return len(received(t, sock.recorder)) == 1 })
+	l.Runs.Close()
+	s.Push(h.add("a:1", 7, 2))
+	until(t, "the event after the close", func() bool { return len(received(t, sock.recorder)) == 2 })
+	if got := received(t, sock.recorder); !slices.Equal(got, want("a:1", 1, 2)) {
+		t.Fatalf("got %v", got)
+	}
+	d.Hangup()
+	select {
+	case err := <-ended:
+		if err != nil {
+			t.Fatalf("ended with %v, want nil (hung up)", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the stream did not end after its queue closed")
 	}
 }

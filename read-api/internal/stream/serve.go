@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"os"
 	"time"
 
 	"go.uber.org/zap"
@@ -20,6 +21,9 @@ type Options struct {
 	Expiry      time.Time       // the token's exp: stream.expired, then end
 	MaxAge      time.Duration   // close after this long (already jittered)
 	Drain       <-chan struct{} // closed when the pod wants the stream gone; Wake the stream then
+	// Snapshot, when set, starts the stream with its topics' state
+	// (snapshot=true): see startSnapshot.
+	Snapshot StateReader
 }
 
 // Open reads the topics' current positions: what a resumed stream replays
@@ -45,7 +49,7 @@ func (s *Stream) Serve(ctx context.Context, w http.ResponseWriter, opts Options)
 	if err := s.Begin(ctx, w, opts); err != nil {
 		return err
 	}
-	return s.Run(ctx, w, opts)
+	return s.Run(ctx, opts)
 }
 
 // Begin writes the response head and the replay: the first half of Serve.
@@ -59,23 +63,32 @@ func (s *Stream) Begin(ctx context.Context, w http.ResponseWriter, opts Options)
 	}
 	targets := s.targets
 	s.targets = nil
+	s.w, s.rc = w, http.NewResponseController(w)
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
 	s.out = sse.AppendRetry(s.out, s.limits.Retry.Milliseconds())
-	s.start(ctx, opts.LastEventID, targets)
+	var err error
+	if opts.Snapshot != nil {
+		err = s.startSnapshot(ctx, opts.Snapshot, opts.LastEventID, targets)
+	} else {
+		err = s.start(ctx, opts.LastEventID, targets)
+	}
+	if err != nil {
+		return err
+	}
 	if opts.LastEventID != "" {
 		s.countResume()
 	}
-	return s.flush(w, http.NewResponseController(w))
+	return s.flush()
 }
 
 // Run streams live events after Begin, until the stream ends, with its
 // rounds on the caller's goroutine.
-func (s *Stream) Run(ctx context.Context, w http.ResponseWriter, opts Options) error {
-	r := newRunner(s, ctx, w, opts)
+func (s *Stream) Run(ctx context.Context, opts Options) error {
+	r := newRunner(s, ctx, opts)
 	cw := newChanWaiter(ctx, opts.Drain)
 	defer cw.stop()
 	s.setWaker(cw)
@@ -89,12 +102,11 @@ func (s *Stream) Run(ctx context.Context, w http.ResponseWriter, opts Options) e
 	}
 }
 
-// runner is the state a stream's rounds share.
+// runner is the state a stream's rounds share; they write to the client
+// Begin was given.
 type runner struct {
 	s        *Stream
 	ctx      context.Context
-	w        http.ResponseWriter
-	rc       *http.ResponseController
 	opts     Options
 	maxAgeAt time.Time
 	retryAt  time.Time // zero: no resync retry pending
@@ -103,8 +115,8 @@ type runner struct {
 	resync   []int
 }
 
-func newRunner(s *Stream, ctx context.Context, w http.ResponseWriter, opts Options) *runner {
-	return &runner{s: s, ctx: ctx, w: w, rc: http.NewResponseController(w), opts: opts, maxAgeAt: time.Now().Add(opts.MaxAge)}
+func newRunner(s *Stream, ctx context.Context, opts Options) *runner {
+	return &runner{s: s, ctx: ctx, opts: opts, maxAgeAt: time.Now().Add(opts.MaxAge)}
 }
 
 // step does one round: the deadlines first, then whatever was queued, in
@@ -116,7 +128,7 @@ func (r *runner) step() (end bool, err error) {
 	if end, err = r.collect(); end {
 		return end, err
 	}
-	if err = r.s.flush(r.w, r.rc); err != nil {
+	if err = r.s.flush(); err != nil {
 		return true, err
 	}
 	r.nextWake()
@@ -129,18 +141,18 @@ func (r *runner) collect() (end bool, err error) {
 	select {
 	case <-opts.Drain:
 		s.ended = endDrain
-		return true, s.closeForRebalance(r.w, r.rc)
+		return true, s.closeForRebalance()
 	default:
 	}
 	now := time.Now()
 	if !now.Before(r.maxAgeAt) {
 		s.ended = endMaxAge
-		return true, s.closeForRebalance(r.w, r.rc)
+		return true, s.closeForRebalance()
 	}
 	if !now.Before(opts.Expiry) {
 		s.ended = endExpired
 		s.appendControl("stream.expired", []byte(`{"reason":"token expired"}`))
-		return true, s.flush(r.w, r.rc)
+		return true, s.flush()
 	}
 	if !now.Before(s.lastWrite.Add(s.limits.Heartbeat)) {
 		s.out = sse.AppendComment(s.out, "")
@@ -153,13 +165,19 @@ func (r *runner) collect() (end bool, err error) {
 		return true, ErrSlow
 	}
 	for _, ev := range r.events {
-		s.handle(r.ctx, ev)
+		if err := s.handle(r.ctx, ev); err != nil {
+			return true, err
+		}
 	}
 	clear(r.events)
 	r.events = r.events[:0]
 	if len(r.resync) > 0 {
 		r.retryAt = time.Time{}
-		if !s.catchUpTopics(r.ctx, r.resync) { // marked again: retried on a later round
+		ok, err := s.catchUpTopics(r.ctx, r.resync)
+		if err != nil {
+			return true, err
+		}
+		if !ok { // marked again: retried on a later round
 			r.retryAt = time.Now().Add(resyncRetry)
 		}
 		r.resync = r.resync[:0]
@@ -246,8 +264,9 @@ func (r *runner) nextWake() {
 }
 
 // flush writes pending frames in one write with a deadline, so a client
-// that stopped reading cannot hold the goroutine.
-func (s *Stream) flush(w http.ResponseWriter, rc *http.ResponseController) error {
+// that stopped reading cannot hold the goroutine: one whose write times
+// out ends as slow.
+func (s *Stream) flush() error {
 	if len(s.out) == 0 {
 		return nil
 	}
@@ -258,16 +277,19 @@ func (s *Stream) flush(w http.ResponseWriter, rc *http.ResponseController) error
 	s.lastWrite = now
 	if s.deadline.Sub(now) < s.limits.WriteTimeout/2 {
 		s.deadline = now.Add(s.limits.WriteTimeout)
-		if err := rc.SetWriteDeadline(s.deadline); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		if err := s.rc.SetWriteDeadline(s.deadline); err != nil && !errors.Is(err, http.ErrNotSupported) {
 			return fmt.Errorf("stream: set write deadline: %w", err)
 		}
 	}
-	_, err := w.Write(s.out)
+	_, err := s.w.Write(s.out)
 	if err == nil {
-		err = rc.Flush()
+		err = s.rc.Flush()
 	}
 	s.resetOut()
-	if err != nil {
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return fmt.Errorf("%w: %w", ErrSlow, err)
+	case err != nil:
 		return fmt.Errorf("stream: write: %w", err)
 	}
 	return nil
@@ -284,19 +306,19 @@ func (s *Stream) resetOut() {
 
 // clearDeadline removes the write deadline flush set, for writers that
 // never wait: an expired deadline would fail their next write.
-func (s *Stream) clearDeadline(rc *http.ResponseController) {
+func (s *Stream) clearDeadline() {
 	if s.deadline.IsZero() {
 		return
 	}
 	s.deadline = time.Time{}
-	_ = rc.SetWriteDeadline(time.Time{})
+	_ = s.rc.SetWriteDeadline(time.Time{})
 }
 
 // closeForRebalance ends the stream with a random retry: so the clients of
 // a draining or aged-out pod come back spread over time, to any pod.
-func (s *Stream) closeForRebalance(w http.ResponseWriter, rc *http.ResponseController) error {
+func (s *Stream) closeForRebalance() error {
 	s.out = sse.AppendRetry(s.out, rand.Int64N(s.limits.Retry.Milliseconds()+1))
-	return s.flush(w, rc)
+	return s.flush()
 }
 
 // earliest is the first of ts.

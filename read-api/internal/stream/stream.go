@@ -7,6 +7,7 @@ package stream
 import (
 	"context"
 	"errors"
+	"net/http"
 	"slices"
 	"sync"
 	"time"
@@ -18,8 +19,8 @@ import (
 	"notify/read-api/internal/hub"
 )
 
-// History reads topics' positions and past events; redisbus.History
-// implements it.
+// History reads topics' positions and past events. Range returns a bounded page (about 256 KiB however large
+// the events are, at least one event): a stream holds one page at a time.
 type History interface {
 	Positions(ctx context.Context, topics []string) ([]notification.Position, error)
 	Range(ctx context.Context, topic string, epoch, after uint64, count int64) ([]notification.Message, error)
@@ -30,14 +31,20 @@ type Limits struct {
 	Heartbeat      time.Duration
 	WriteTimeout   time.Duration // one write to the client
 	MaxQueueEvents int           // backlog past which a stream is closed as slow
-	MaxQueueBytes  int
+	MaxQueueBytes  int           // live events queued plus the replay page being written
 	Retry          time.Duration // the retry: field sent first
+	Replay         *ReplayBudget // shared by every stream of the pod
 	Stats          *Stats        // where the pod counts resumes and resets; nil: nowhere
+	Runs           *RunQueue     // shared by every stream of the pod; nil: every round runs on a goroutine of its own
 }
 
 // DefaultLimits are sane for production; the heartbeat comes from config.
+// Each call makes a new replay budget: call it once per pod.
 func DefaultLimits(heartbeat time.Duration) Limits {
-	return Limits{Heartbeat: heartbeat, WriteTimeout: 10 * time.Second, MaxQueueEvents: 4096, MaxQueueBytes: 4 << 20, Retry: 2 * time.Second}
+	return Limits{
+		Heartbeat: heartbeat, WriteTimeout: 10 * time.Second, MaxQueueEvents: 4096, MaxQueueBytes: 4 << 20, Retry: 2 * time.Second,
+		Replay: NewReplayBudget(replayPages),
+	}
 }
 
 // ErrSlow ends a stream whose client does not read fast enough.
@@ -56,15 +63,18 @@ type Stream struct {
 	mu       sync.Mutex
 	queue    []*hub.Event
 	queued   int // bytes of frames in queue
+	paged    int // bytes of the replay page being written: they count against the same limit
 	overflow bool
 	resync   []bool // per topic: check history, events may be missing
 	waker    waker  // set by Run or Detached.Start: what Push and Resync wake
 
 	targets   []notification.Position // from Open until Begin
-	out       []byte                  // frames not yet written
-	scratch   []byte                  // cursor encoding
-	lastWrite time.Time               // of the last flush: the heartbeat counts from it
-	deadline  time.Time               // the connection's write deadline
+	w         http.ResponseWriter     // the client, from Begin
+	rc        *http.ResponseController
+	out       []byte    // frames not yet written
+	scratch   []byte    // cursor encoding
+	lastWrite time.Time // of the last flush: the heartbeat counts from it
+	deadline  time.Time // the connection's write deadline
 
 	resetsSent int // stream.reset events written
 	ended      int // why a round ended the stream (EndReasons)
@@ -94,7 +104,7 @@ func (s *Stream) Push(ev *hub.Event) {
 	s.mu.Lock()
 	switch {
 	case s.overflow:
-	case len(s.queue) >= s.limits.MaxQueueEvents || s.queued+len(ev.Frame) > s.limits.MaxQueueBytes:
+	case len(s.queue) >= s.limits.MaxQueueEvents || s.queued+s.paged+len(ev.Frame) > s.limits.MaxQueueBytes:
 		s.overflow, s.queue, s.queued = true, nil, 0
 	default:
 		s.queue = append(s.queue, ev)

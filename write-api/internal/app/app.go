@@ -50,7 +50,7 @@ func New(cfg config.Config, log *zap.Logger) (*App, error) {
 	reg := httpserver.NewRegistry()
 	metrics := httpapi.NewMetrics(reg)
 	pub := redisbus.NewPublisher(client, keys, redisbus.PublisherConfig{
-		HistoryMaxLen: cfg.HistoryMaxLen, HistoryTTL: cfg.HistoryTTL, Sharded: sharded,
+		HistoryMaxLen: cfg.HistoryMaxLen, HistoryTTL: cfg.HistoryTTL, StateMaxKeys: cfg.StateMaxKeys, Sharded: sharded,
 		OnceWindow: ingest.IdempotencyTTL, ScriptLatency: metrics.ScriptLatency,
 	})
 	service := ingest.NewService(pub, ingest.NewIdempotency(client, keys))

@@ -18,6 +18,8 @@ func TestBadValueNamesVariable(t *testing.T) {
 		{Var: "MAX_DATA_BYTES", Value: "2097152"},
 		{Var: "MAX_DATA_BYTES", Value: "0"},
 		{Var: "MAX_BATCH", Value: "0"},
+		{Var: "STATE_MAX_KEYS", Value: "0"},
+		{Var: "STATE_MAX_KEYS", Value: "many"},
 		{Var: "PUBLISH_RATE_LIMIT", Value: "-1"},
 		{Var: "PUBLISH_RATE_LIMIT", Value: "NaN"},
 		{Var: "PUBLISH_RATE_BURST", Value: "-1"},

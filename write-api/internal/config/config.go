@@ -17,6 +17,7 @@ type Config struct {
 	HistoryTTL    time.Duration `env:"HISTORY_TTL" envDefault:"24h"`
 	MaxDataBytes  int           `env:"MAX_DATA_BYTES" envDefault:"65536"`
 	MaxBatch      int           `env:"MAX_BATCH" envDefault:"500"`
+	StateMaxKeys  int64         `env:"STATE_MAX_KEYS" envDefault:"10000"`
 	// PublishRateLimit is requests per second per publisher (token sub);
 	// 0 turns the limit off. PublishRateBurst is the bucket size (0: the
 	// rate rounded up, at least 1).
@@ -42,6 +43,8 @@ func (c Config) Validate() error {
 		return shared.Invalid("MAX_DATA_BYTES", c.MaxDataBytes, "must be between 1 and %d", MaxBodyBytes)
 	case c.MaxBatch < 1:
 		return shared.Invalid("MAX_BATCH", c.MaxBatch, "must be at least 1")
+	case c.StateMaxKeys < 1:
+		return shared.Invalid("STATE_MAX_KEYS", c.StateMaxKeys, "must be at least 1")
 	case c.PublishRateLimit < 0 || math.IsNaN(c.PublishRateLimit) || math.IsInf(c.PublishRateLimit, 0):
 		return shared.Invalid("PUBLISH_RATE_LIMIT", c.PublishRateLimit, "must be a number >= 0 (0 = off)")
 	case c.PublishRateBurst < 0:

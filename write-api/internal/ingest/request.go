@@ -15,9 +15,20 @@ const MaxTopics = 100
 
 // Request is one notification as a publisher sends it.
 type Request struct {
-	Topics []string        `json:"topics"`
-	Type   string          `json:"type"`
-	Data   json.RawMessage `json:"data"`
+	Topics []string `json:"topics"`
+	Type   string   `json:"type"`
+	// Key, when set, makes the notification each topic's state for that
+	// key; with data null it removes the key. JSON null is no key.
+	Key  *string         `json:"key"`
+	Data json.RawMessage `json:"data"`
+}
+
+// StateKey is the request's state key, "" for none.
+func (r *Request) StateKey() string {
+	if r.Key == nil {
+		return ""
+	}
+	return *r.Key
 }
 
 // Limits bound what one request may carry.
@@ -38,6 +49,11 @@ func (l Limits) Normalize(r *Request) error {
 	}
 	if err := notification.ValidateType(r.Type); err != nil {
 		return problem.New(problem.Invalid, "type: %v", err)
+	}
+	if r.Key != nil {
+		if err := notification.ValidateKey(*r.Key); err != nil {
+			return problem.New(problem.Invalid, "key: %v", err)
+		}
 	}
 	data, err := notification.CompactData(r.Data)
 	if err != nil {

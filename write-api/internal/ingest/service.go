@@ -104,12 +104,14 @@ func eventsOf(items []Request, ids []string, at time.Time, once bool) ([]notific
 	var events []notification.Event
 	for i, req := range items {
 		for _, topic := range req.Topics {
-			env := notification.Envelope{ID: ids[i], Topic: topic, Type: req.Type, Time: at, Data: req.Data}
+			key := req.StateKey()
+			env := notification.Envelope{ID: ids[i], Topic: topic, Type: req.Type, Time: at, Key: key, Data: req.Data}
 			b, err := env.Marshal()
 			if err != nil {
 				return nil, problem.Wrap(problem.Invalid, err, "data cannot be encoded")
 			}
-			ev := notification.Event{Topic: topic, Body: notification.EncodeBody(req.Type, b), Link: notification.LinkOf(ids[i])}
+			ev := notification.Event{Topic: topic, Body: notification.EncodeBody(req.Type, b), Link: notification.LinkOf(ids[i]),
+				Key: key, Remove: key != "" && string(req.Data) == "null"}
 			if once {
 				ev.Once = ids[i]
 			}

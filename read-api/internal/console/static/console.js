@@ -1,6 +1,7 @@
 // Notify live console: a stream through the Notify browser client
 // (notify-client.js, built from clients/js), a deduplicated event log and a
-// board with the latest event per topic. No other dependencies.
+// board: the latest event per topic or, with a snapshot, each topic's keyed
+// state (key → latest value) as the client folds it. No other dependencies.
 import { NotifyClient } from './notify-client.js';
 
 (() => {
@@ -8,13 +9,13 @@ import { NotifyClient } from './notify-client.js';
 
   const $ = (id) => document.getElementById(id);
   const ui = {
-    form: $('connect-form'), token: $('token'), topics: $('topics'), types: $('types'), urls: $('urls'),
+    form: $('connect-form'), token: $('token'), topics: $('topics'), types: $('types'), urls: $('urls'), snapshot: $('snapshot'),
     connect: $('connect'), disconnect: $('disconnect'), claims: $('claims'), banner: $('banner'),
     state: $('state'), reconnects: $('reconnects'), count: $('count'), dupes: $('dupes'), cursor: $('cursor'),
-    board: $('board'), log: $('log'),
+    board: $('board'), boardNote: $('board-note'), synced: $('synced'), syncedStat: $('synced-stat'), log: $('log'),
   };
 
-  let conn = null;      // {token, topics, types, urls} of the current Connect
+  let conn = null;      // {token, topics, types, urls, snapshot} of the current Connect
   let client = null;    // the NotifyClient of the current Connect
   let opens = 0;        // successful opens since Connect
   let cursor = '';      // lastEventId of the last event: where a Connect resumes
@@ -96,11 +97,12 @@ import { NotifyClient } from './notify-client.js';
       return;
     }
     stop();
-    conn = { token, topics: list(ui.topics.value), types: list(ui.types.value), urls: list(ui.urls.value) };
+    conn = { token, topics: list(ui.topics.value), types: list(ui.types.value), urls: list(ui.urls.value), snapshot: ui.snapshot.checked };
     store.set('token', token);
     store.set('topics', ui.topics.value);
     store.set('types', ui.types.value);
     store.set('urls', ui.urls.value);
+    store.set('snapshot', conn.snapshot ? 'true' : '');
     const key = conn.topics.join(',');
     if (cursorKey !== null && cursorKey !== key) setCursor(''); // that cursor covers other topics
     cursorKey = key;
@@ -108,10 +110,14 @@ import { NotifyClient } from './notify-client.js';
     banner(null);
     showClaims();
     opens = 0;
+    resetBoard(conn.snapshot);
     const c = new NotifyClient({
       url: conn.urls.length ? conn.urls : location.origin,
       topics: conn.topics,
-      lastEventId: cursor,
+      // A snapshot is the whole current state: it starts the board afresh. A
+      // cursor would replay only what was missed into an empty board.
+      lastEventId: conn.snapshot ? '' : cursor,
+      snapshot: conn.snapshot,
       share: false, // each console tab connects on its own, with its own token
       getToken: () => (tokenExpired(conn.token) ? waitForToken() : conn.token),
     });
@@ -119,6 +125,12 @@ import { NotifyClient } from './notify-client.js';
     c.onState((st) => { if (client === c) onState(st); });
     c.on('*', (env) => { if (client === c) onEvent(env); });
     c.onReset((r) => { if (client === c) onReset(r); });
+    c.onChange((topic, state) => { if (client === c) renderState(topic, state); });
+    c.onSynced((topics) => {
+      if (client !== c) return;
+      setSynced(true);
+      for (const t of topics) if (!cards.has(t)) renderState(t, c.topicState(t)); // topics without keys
+    });
     c.onExpired(() => { if (client === c) addRow({ type: 'stream.expired', topic: '', data: {} }, true); });
     setState('connecting');
   }
@@ -149,6 +161,7 @@ import { NotifyClient } from './notify-client.js';
     const topics = Array.isArray(r.topics) ? r.topics.join(', ') : '?';
     banner('reset', 'Stream reset for ' + topics + ' (' + (r.reason || 'unknown') + '): events from before may be missing; continuing live.');
     addRow({ type: 'stream.reset', topic: topics, data: r }, true);
+    if (conn.snapshot) setSynced(false); // the client rebuilds those topics' state from the snapshot that follows
   }
 
   function onEvent(env) {
@@ -157,7 +170,7 @@ import { NotifyClient } from './notify-client.js';
     if (conn.types.length && !conn.types.includes(env.type)) return;
     ui.count.textContent = String(++count);
     addRow(env, false);
-    updateBoard(env);
+    if (!conn.snapshot) updateBoard(env);
   }
 
   function clock(t) {
@@ -186,8 +199,25 @@ import { NotifyClient } from './notify-client.js';
     while (ui.log.childElementCount > MAX_ROWS) ui.log.lastElementChild.remove();
   }
 
-  function updateBoard(env) {
-    const topic = env.topic || '(none)';
+  // resetBoard empties the board for a Connect; with a snapshot it fills
+  // again from the snapshot the stream starts with.
+  function resetBoard(keyed) {
+    if (keyed || ui.board.classList.contains('keyed')) {
+      cards.clear();
+      ui.board.replaceChildren(span('empty', keyed ? 'Waiting for the snapshot…' : 'No events yet.'));
+    }
+    ui.board.classList.toggle('keyed', keyed);
+    ui.boardNote.textContent = keyed ? 'keyed state per topic: key → latest value' : 'latest event per topic';
+    ui.syncedStat.hidden = !keyed;
+    setSynced(false);
+  }
+
+  function setSynced(on) {
+    ui.synced.dataset.synced = String(on);
+    ui.synced.textContent = on ? 'synced' : 'syncing';
+  }
+
+  function cardFor(topic) {
     let card = cards.get(topic);
     if (!card) {
       if (cards.size === 0) ui.board.replaceChildren();
@@ -197,6 +227,56 @@ import { NotifyClient } from './notify-client.js';
       cards.set(topic, card);
       ui.board.append(card);
     }
+    return card;
+  }
+
+  function cell(cls, text) {
+    const td = document.createElement('td');
+    td.className = cls;
+    td.textContent = text;
+    td.title = text;
+    return td;
+  }
+
+  // renderState draws a topic's keyed state: one row per key, sorted by key;
+  // a row whose value changed is highlighted, a removed key is gone.
+  function renderState(topic, state) {
+    const card = cardFor(topic);
+    const before = new Map(Array.from(card.querySelectorAll('tr[data-key]'), (tr) => [tr.dataset.key, tr.dataset.id]));
+    const rows = [...state.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0)).map((env) => {
+      const tr = document.createElement('tr');
+      tr.dataset.key = env.key;
+      tr.dataset.id = env.id || '';
+      tr.dataset.type = env.type || '';
+      if (before.size && before.get(env.key) !== tr.dataset.id) tr.className = 'fresh';
+      tr.append(cell('key', env.key), cell('type', env.type || 'message'), cell('time', clock(env.time)), cell('data', JSON.stringify(env.data)));
+      return tr;
+    });
+    if (!rows.length) {
+      const tr = document.createElement('tr');
+      tr.className = 'nokeys';
+      const td = cell('data', 'no keys');
+      td.colSpan = 4;
+      tr.append(td);
+      rows.push(tr);
+    }
+    const head = document.createElement('tr');
+    for (const h of ['key', 'type', 'time', 'data']) {
+      const th = document.createElement('th');
+      th.textContent = h;
+      head.append(th);
+    }
+    const table = document.createElement('table');
+    table.append(document.createElement('thead'), document.createElement('tbody'));
+    table.tHead.append(head);
+    table.tBodies[0].append(...rows);
+    card.dataset.keys = String(state.size);
+    card.replaceChildren(span('topic', topic), table);
+  }
+
+  function updateBoard(env) {
+    const topic = env.topic || '(none)';
+    const card = cardFor(topic);
     card.dataset.id = env.id || '';
     card.dataset.type = env.type || '';
     card.replaceChildren(span('topic', topic), span('type', env.type || 'message'),
@@ -213,6 +293,7 @@ import { NotifyClient } from './notify-client.js';
     ui.topics.value = pick('topics');
     ui.types.value = pick('types');
     ui.urls.value = pick('urls');
+    ui.snapshot.checked = ['true', '1', 'on'].includes(pick('snapshot'));
     if (location.hash) history.replaceState(null, '', location.pathname + location.search); // keep the token out of the address bar
     ui.form.addEventListener('submit', (e) => { e.preventDefault(); connect(); });
     ui.disconnect.addEventListener('click', () => { stop(); conn = null; setState('closed'); });
