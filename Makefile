@@ -5,7 +5,7 @@ BIN := bin
 MODULES := ./pkg/... ./write-api/... ./read-api/... ./e2e/... ./deploytest/... ./loadgen/...
 export CGO_ENABLED ?= 0
 
-.PHONY: build run test test-js console-js bench vet fmt clean
+.PHONY: build run test test-js console-js bench bench-fleet vet fmt clean
 
 build: ## static binaries bin/write-api and bin/read-api
 	$(GO) build -trimpath -ldflags='-s -w' -o $(BIN)/write-api ./write-api
@@ -27,6 +27,11 @@ console-js: ## rebuild the console's copy of the browser client bundle
 bench: build ## load scenarios against a local stack it starts; figures vs a plain net/http SSE baseline (docs/bench.md)
 	$(GO) build -trimpath -o $(BIN)/loadgen ./loadgen
 	./$(BIN)/loadgen bench -bin $(BIN) $(BENCH_FLAGS)
+
+bench-fleet: build ## 90,000 seller streams on 5 read-api pods, the seller workload, a rolling restart; FLEET_FLAGS='-scale 0.1' for a short run (docs/bench.md)
+	$(GO) build -trimpath -o $(BIN)/loadgen ./loadgen
+	$(GO) build -trimpath -ldflags='-s -w' -tags pprof -o $(BIN)/pprof/read-api ./read-api
+	./$(BIN)/loadgen fleet -bin $(BIN) $(FLEET_FLAGS)
 
 vet:
 	$(GO) vet $(MODULES)

@@ -30,29 +30,36 @@ type workerProc struct {
 }
 
 // StartFleet starts enough workers for n streams.
-func StartFleet(n int) (*Fleet, error) {
+func StartFleet(n int) (*Fleet, error) { return startWorkers(n, perWorker) }
+
+// startWorkers starts enough workers for n streams, per in each.
+func startWorkers(n, per int) (*Fleet, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
 	f := &Fleet{}
-	for first := 0; first < n; first += perWorker {
+	for first := 0; first < n; first += per {
 		cmd := exec.Command(self, "worker")
 		cmd.Stderr = os.Stderr
+		cmd.SysProcAttr = childAttr()
 		in, err := cmd.StdinPipe()
 		if err != nil {
+			f.Close()
 			return nil, err
 		}
 		out, err := cmd.StdoutPipe()
 		if err != nil {
+			f.Close()
 			return nil, err
 		}
 		if err := cmd.Start(); err != nil {
+			f.Close()
 			return nil, err
 		}
 		sc := bufio.NewScanner(out)
 		sc.Buffer(make([]byte, 1<<20), 64<<20)
-		f.ws = append(f.ws, &workerProc{cmd: cmd, in: in, out: sc, first: first, n: min(perWorker, n-first)})
+		f.ws = append(f.ws, &workerProc{cmd: cmd, in: in, out: sc, first: first, n: min(per, n-first)})
 	}
 	return f, nil
 }
@@ -100,6 +107,7 @@ func (f *Fleet) all(mk func(*workerProc) Cmd) (Reply, []Reply, error) {
 		sum.Connect.Merge(r.Connect)
 		sum.EstablishUS = max(sum.EstablishUS, r.EstablishUS)
 		sum.CaughtUpUS = max(sum.CaughtUpUS, r.CaughtUpUS)
+		sum.FleetReply.merge(r.FleetReply)
 	}
 	return sum, replies, nil
 }
@@ -125,6 +133,35 @@ func (f *Fleet) Resume(targets map[string]int64, conc, gen int) (Reply, error) {
 	r, _, err := f.all(func(*workerProc) Cmd { return Cmd{Op: "resume", Targets: targets, Concurrency: conc, Gen: gen} })
 	return r, err
 }
+
+// OpenFleet connects fleet streams (fleetstream.go): topics[i] is stream
+// i's own topic, extra[i] its second topic or "".
+func (f *Fleet) OpenFleet(o FleetOpen, secret string, topics, extra []string, conc int) (Reply, error) {
+	r, _, err := f.all(func(w *workerProc) Cmd {
+		wo := o
+		if extra != nil {
+			wo.Extra = extra[w.first : w.first+w.n]
+		}
+		return Cmd{Op: "open", Fleet: &wo, Secret: secret, First: w.first, Topics: topics[w.first : w.first+w.n], Concurrency: conc}
+	})
+	return r, err
+}
+
+// SetPods gives every worker's Service its endpoints from now on.
+func (f *Fleet) SetPods(eps []Endpoint) (Reply, error) {
+	r, _, err := f.all(func(*workerProc) Cmd { return Cmd{Op: "pods", Pods: eps} })
+	return r, err
+}
+
+// Verify counts what each fleet stream missed of targets (topic → last n
+// accepted).
+func (f *Fleet) Verify(targets map[string]int64) (Reply, error) {
+	r, _, err := f.all(func(*workerProc) Cmd { return Cmd{Op: "verify", Targets: targets} })
+	return r, err
+}
+
+// Workers is the number of worker processes.
+func (f *Fleet) Workers() int { return len(f.ws) }
 
 // Close stops every worker.
 func (f *Fleet) Close() {

@@ -3,6 +3,7 @@
 // write-api, and reports latency, throughput and the server's cost.
 //
 //	loadgen bench            the standard scenarios on a stack it starts (make bench)
+//	loadgen fleet [flags]    a whole fleet: sellers' streams on several pods, a rolling restart (make bench-fleet)
 //	loadgen run [flags]      one load against a running write-api and read-api
 //	loadgen baseline         a plain net/http SSE server, the comparison point
 //	loadgen floor            one write(2) per delivery and nothing else: the machine's floor
@@ -17,13 +18,15 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: loadgen bench|run|baseline|floor [flags]")
+		fmt.Fprintln(os.Stderr, "usage: loadgen bench|fleet|run|baseline|floor [flags]")
 		os.Exit(2)
 	}
 	var err error
 	switch os.Args[1] {
 	case "bench":
 		err = runBench(os.Args[2:])
+	case "fleet":
+		err = runFleetBench(os.Args[2:])
 	case "run":
 		err = runRun(os.Args[2:])
 	case "baseline":

@@ -11,15 +11,17 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
 
 // Proc is a process the bench started.
 type Proc struct {
-	Name string
-	URL  string
-	cmd  *exec.Cmd
+	Name   string
+	URL    string
+	cmd    *exec.Cmd
+	waited atomic.Bool // cmd.Wait returned: ProcessState holds its CPU times
 }
 
 func freePort() (int, error) {
@@ -40,6 +42,7 @@ func startRedis(dir string) (*Proc, string, error) {
 	cmd := exec.Command("redis-server", "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
 		"--dir", dir, "--maxclients", "10000", "--client-output-buffer-limit", "pubsub 256mb 128mb 60")
 	cmd.Stdout, cmd.Stderr = io.Discard, os.Stderr
+	cmd.SysProcAttr = childAttr()
 	if err := cmd.Start(); err != nil {
 		return nil, "", fmt.Errorf("start redis-server (install Debian's redis-server): %w", err)
 	}
@@ -65,8 +68,15 @@ func startService(binDir, name string, env map[string]string) (*Proc, error) {
 	if err != nil {
 		return nil, err
 	}
-	addr := "127.0.0.1:" + strconv.Itoa(port)
-	cmd := exec.Command(filepath.Join(binDir, name))
+	return startServiceAt(filepath.Join(binDir, name), "127.0.0.1:"+strconv.Itoa(port), env)
+}
+
+// startServiceAt runs the binary at path with env, listening on addr, and
+// waits for /healthz.
+func startServiceAt(path, addr string, env map[string]string) (*Proc, error) {
+	name := filepath.Base(path)
+	cmd := exec.Command(path)
+	cmd.SysProcAttr = childAttr()
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HTTP_ADDR=" + addr}
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
@@ -94,6 +104,7 @@ func startSelf(command string) (*Proc, error) {
 	}
 	cmd := exec.Command(self, command)
 	cmd.Stderr = os.Stderr
+	cmd.SysProcAttr = childAttr()
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
@@ -110,16 +121,21 @@ func startSelf(command string) (*Proc, error) {
 	return p, p.waitHealthy()
 }
 
-func (p *Proc) waitHealthy() error {
+func (p *Proc) waitHealthy() error { return p.waitFor("/healthz") }
+
+// waitReady waits for /readyz: the pod would now be in its Service.
+func (p *Proc) waitReady() error { return p.waitFor("/readyz") }
+
+func (p *Proc) waitFor(path string) error {
 	for i := 0; ; i++ {
-		resp, err := http.Get(p.URL + "/healthz")
+		resp, err := http.Get(p.URL + path)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				return nil
 			}
 		}
-		if i > 400 {
+		if i > 1200 {
 			p.Stop()
 			return fmt.Errorf("%s not healthy at %s: %v", p.Name, p.URL, err)
 		}
@@ -133,11 +149,52 @@ func (p *Proc) PID() int { return p.cmd.Process.Pid }
 // Stop sends SIGKILL and waits: the bench's processes hold nothing worth
 // a graceful drain.
 func (p *Proc) Stop() {
-	if p == nil || p.cmd.Process == nil {
+	if p == nil || p.cmd.Process == nil || p.waited.Load() {
 		return
 	}
 	_ = p.cmd.Process.Signal(syscall.SIGKILL)
 	_ = p.cmd.Wait()
+	p.waited.Store(true)
+}
+
+// Terminate sends SIGTERM, as Kubernetes does to a pod it stops, and
+// waits up to grace for the process to exit (then kills it, as the
+// kubelet does after terminationGracePeriodSeconds). It returns how long
+// the exit took; an error if the process was killed or did not exit 0.
+func (p *Proc) Terminate(grace time.Duration) (time.Duration, error) {
+	start := time.Now()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		return 0, fmt.Errorf("%s: SIGTERM: %w", p.Name, err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- p.cmd.Wait() }()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(grace):
+		_ = p.cmd.Process.Signal(syscall.SIGKILL)
+		<-done
+		err = fmt.Errorf("%s did not exit within %v of SIGTERM: killed", p.Name, grace)
+	}
+	p.waited.Store(true)
+	return time.Since(start), err
+}
+
+// CPU is the process's CPU-seconds so far, or in all once it has exited.
+func (p *Proc) CPU() float64 {
+	if p.waited.Load() {
+		st := p.cmd.ProcessState
+		return (st.UserTime() + st.SystemTime()).Seconds()
+	}
+	return cpuSeconds(p.PID())
+}
+
+// RSS is the process's resident memory; 0 once it has exited.
+func (p *Proc) RSS() int64 {
+	if p.waited.Load() {
+		return 0
+	}
+	return rssBytes(p.PID())
 }
 
 // rssBytes is VmRSS of pid.

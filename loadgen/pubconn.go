@@ -36,7 +36,7 @@ func newPubConn(t Target) (*pubConn, error) {
 
 // post sends body to path and returns the response status; any error
 // closes the connection and the next post dials again.
-func (c *pubConn) post(path string, body []byte) (int, error) {
+func (c *pubConn) post(path string, body []byte, idempotencyKey string) (int, error) {
 	if c.conn == nil {
 		conn, err := net.DialTimeout("tcp", c.host, 10*time.Second)
 		if err != nil {
@@ -50,6 +50,11 @@ func (c *pubConn) post(path string, body []byte) (int, error) {
 	c.req = append(c.req, c.host...)
 	c.req = append(c.req, "\r\nContent-Type: application/json\r\n"...)
 	c.req = append(c.req, c.auth...)
+	if idempotencyKey != "" {
+		c.req = append(c.req, "Idempotency-Key: "...)
+		c.req = append(c.req, idempotencyKey...)
+		c.req = append(c.req, "\r\n"...)
+	}
 	c.req = append(c.req, "Content-Length: "...)
 	c.req = strconv.AppendInt(c.req, int64(len(body)), 10)
 	c.req = append(c.req, "\r\n\r\n"...)

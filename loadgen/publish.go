@@ -27,6 +27,12 @@ type PubConfig struct {
 	Conc     int           // concurrent requests
 	Seq      bool          // number each topic's notifications (n) for gap checks
 	SeqStart []int64       // per topic: n already used (continue a sequence)
+	Linger   time.Duration // paced batches: wait up to this long for a batch to fill
+	Keys     int           // > 0: notification n carries key "k<(n-1) mod Keys>" (keyed state)
+	// Retry > 0: each request carries an Idempotency-Key, and one whose
+	// outcome is unknown (503, 409, a broken connection) is sent again,
+	// same body and key, for up to this long: published once, never lost.
+	Retry time.Duration
 }
 
 // PubResult is what a publish run achieved.
@@ -34,6 +40,7 @@ type PubResult struct {
 	Accepted int64         // notifications answered 202
 	Errors   int64         // failed requests
 	Missed   int64         // paced notifications not sent: publishers were busy
+	Retried  int64         // requests sent again with their Idempotency-Key
 	Elapsed  time.Duration //
 	LastN    []int64       // per topic: last n accepted
 }
@@ -48,10 +55,14 @@ type job struct {
 func Publish(ctx context.Context, t Target, cfg PubConfig) PubResult {
 	cfg.Conc = max(cfg.Conc, 1)
 	cfg.Batch = max(cfg.Batch, 1)
-	var accepted, errs, missed atomic.Int64
+	var accepted, errs, missed, retried atomic.Int64
+	run := strconv.FormatInt(time.Now().UnixNano(), 36) // Idempotency-Keys of this run
 	lastN := make([]atomic.Int64, len(cfg.Topics))
 	seq := make([]int64, len(cfg.Topics))
 	copy(seq, cfg.SeqStart)
+	for i, n := range cfg.SeqStart { // a topic this run does not reach keeps its last n
+		lastN[i].Store(n)
+	}
 	chans := make([]chan job, cfg.Conc)
 	ctx, cancel := context.WithTimeout(ctx, cfg.Duration)
 	defer cancel()
@@ -67,6 +78,7 @@ func Publish(ctx context.Context, t Target, cfg PubConfig) PubResult {
 			}
 			defer pc.close()
 			var batch []job
+			reqs := 0
 			next := w % len(cfg.Topics) // unpaced: this worker's own topics
 			for {
 				batch = batch[:0]
@@ -80,6 +92,10 @@ func Publish(ctx context.Context, t Target, cfg PubConfig) PubResult {
 					case <-ctx.Done():
 						return
 					}
+					var linger <-chan time.Time
+					if cfg.Linger > 0 {
+						linger = time.After(cfg.Linger)
+					}
 				drain:
 					for len(batch) < cfg.Batch {
 						select {
@@ -88,8 +104,18 @@ func Publish(ctx context.Context, t Target, cfg PubConfig) PubResult {
 								break drain
 							}
 							batch = append(batch, j)
-						default:
+						case <-linger:
 							break drain
+						default:
+							if linger == nil {
+								break drain
+							}
+							select {
+							case j := <-chans[w]:
+								batch = append(batch, j)
+							case <-linger:
+								break drain
+							}
 						}
 					}
 				} else {
@@ -111,7 +137,14 @@ func Publish(ctx context.Context, t Target, cfg PubConfig) PubResult {
 				}
 				// In-flight requests finish after the deadline: one cut off
 				// might still have been published, which would break n.
-				if err := post(pc, t, cfg, batch); err != nil {
+				key := ""
+				if cfg.Retry > 0 {
+					reqs++
+					key = "lg-" + run + "-" + strconv.Itoa(w) + "-" + strconv.Itoa(reqs)
+				}
+				again, err := post(pc, t, cfg, batch, key)
+				retried.Add(int64(again))
+				if err != nil {
 					errs.Add(1)
 					continue
 				}
@@ -151,7 +184,7 @@ func Publish(ctx context.Context, t Target, cfg PubConfig) PubResult {
 		tick.Stop()
 	}
 	wg.Wait()
-	r := PubResult{Accepted: accepted.Load(), Errors: errs.Load(), Missed: missed.Load(), Elapsed: time.Since(start)}
+	r := PubResult{Accepted: accepted.Load(), Errors: errs.Load(), Missed: missed.Load(), Retried: retried.Load(), Elapsed: time.Since(start)}
 	r.LastN = make([]int64, len(lastN))
 	for i := range lastN {
 		r.LastN[i] = lastN[i].Load()
@@ -159,10 +192,16 @@ func Publish(ctx context.Context, t Target, cfg PubConfig) PubResult {
 	return r
 }
 
-func appendNotification(b []byte, topic string, j job, seq bool) []byte {
+func appendNotification(b []byte, topic string, j job, seq bool, keys int) []byte {
 	b = append(b, `{"topics":["`...)
 	b = append(b, topic...)
-	b = append(b, `"],"type":"lg","data":{`...)
+	b = append(b, `"],"type":"lg",`...)
+	if keys > 0 {
+		b = append(b, `"key":"k`...)
+		b = strconv.AppendInt(b, (j.n-1)%int64(keys), 10)
+		b = append(b, `",`...)
+	}
+	b = append(b, `"data":{`...)
 	if seq {
 		b = append(b, `"n":`...)
 		b = strconv.AppendInt(b, j.n, 10)
@@ -173,7 +212,10 @@ func appendNotification(b []byte, topic string, j job, seq bool) []byte {
 	return append(b, "}}"...)
 }
 
-func post(pc *pubConn, t Target, cfg PubConfig, batch []job) error {
+// post sends batch (one notification unless cfg.Batch > 1) and, with a
+// key, sends it again while its outcome is unknown, up to cfg.Retry. It
+// returns how many times it sent it again.
+func post(pc *pubConn, t Target, cfg PubConfig, batch []job, key string) (int, error) {
 	var body []byte
 	path := "/v1/notifications"
 	if t.Baseline {
@@ -186,18 +228,25 @@ func post(pc *pubConn, t Target, cfg PubConfig, batch []job) error {
 			if i > 0 {
 				body = append(body, ',')
 			}
-			body = appendNotification(body, cfg.Topics[j.topic], j, cfg.Seq)
+			body = appendNotification(body, cfg.Topics[j.topic], j, cfg.Seq, cfg.Keys)
 		}
 		body = append(body, "]}"...)
 	} else {
-		body = appendNotification(body, cfg.Topics[batch[0].topic], batch[0], cfg.Seq)
+		body = appendNotification(body, cfg.Topics[batch[0].topic], batch[0], cfg.Seq, cfg.Keys)
 	}
-	status, err := pc.post(path, body)
-	if err != nil {
-		return err
+	deadline := time.Now().Add(cfg.Retry)
+	for again := 0; ; again++ {
+		status, err := pc.post(path, body, key)
+		if err == nil && status == http.StatusAccepted {
+			return again, nil
+		}
+		if err == nil {
+			err = fmt.Errorf("status %d", status)
+		}
+		unknown := status == 0 || status == http.StatusServiceUnavailable || status == http.StatusConflict
+		if key == "" || !unknown || time.Now().After(deadline) {
+			return again, err
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
-	if status != http.StatusAccepted {
-		return fmt.Errorf("status %d", status)
-	}
-	return nil
 }

@@ -33,6 +33,8 @@ type Cmd struct {
 	Concurrency int              `json:"concurrency,omitempty"`
 	Targets     map[string]int64 `json:"targets,omitempty"` // resume: topic → last n published
 	Gen         int              `json:"gen,omitempty"`     // shifts source addresses on reconnect
+	Fleet       *FleetOpen       `json:"fleet,omitempty"`   // open: sellers behind an emulated Service (fleetstream.go)
+	Pods        []Endpoint       `json:"pods,omitempty"`    // pods: the Service's endpoints from now on
 }
 
 // Reply is a worker → driver answer.
@@ -50,6 +52,7 @@ type Reply struct {
 	EstablishUS int64    `json:"establish_us,omitempty"`
 	CaughtUpUS  int64    `json:"caught_up_us,omitempty"`
 	NotCaught   int64    `json:"not_caught,omitempty"`
+	FleetReply
 }
 
 type lstream struct {
@@ -61,6 +64,7 @@ type lstream struct {
 	last   int64 // last n seen on the stream's topic
 	target int64 // resume: caught up once last >= target
 	caught bool
+	sel    *seller // fleet streams only (fleetstream.go)
 }
 
 type worker struct {
@@ -76,6 +80,9 @@ type worker struct {
 	resumeAt time.Time
 	bases    []string
 	baseline bool
+
+	connMu sync.Mutex // a reconnecting stream's new connection against drop
+	fleet  *fleetState
 }
 
 func runWorker() error {
@@ -103,6 +110,9 @@ func runWorker() error {
 func (w *worker) do(c Cmd) Reply {
 	switch c.Op {
 	case "open":
+		if c.Fleet != nil {
+			return w.openFleet(c)
+		}
 		w.bases, w.baseline = c.Bases, c.Baseline
 		w.streams = make([]*lstream, len(c.Topics))
 		for i, t := range c.Topics {
@@ -123,6 +133,13 @@ func (w *worker) do(c Cmd) Reply {
 		return r
 	case "stats":
 		return w.stats()
+	case "pods":
+		w.fleet.svc.setEndpoints(c.Pods)
+		return w.stats()
+	case "verify":
+		r := w.stats()
+		r.FleetReply = w.verifyFleet(c.Targets)
+		return r
 	case "reset":
 		w.received.Store(0)
 		w.gaps.Store(0)
@@ -165,11 +182,15 @@ func (w *worker) do(c Cmd) Reply {
 }
 
 func (w *worker) stats() Reply {
-	return Reply{
+	r := Reply{
 		Open: w.open.Load(), Failed: w.failed.Load(), Received: w.received.Load(), Gaps: w.gaps.Load(),
 		Dups: w.dups.Load(), Resets: w.resets.Load(), Ended: w.ended.Load(),
 		Lat: w.lat.Snapshot(), Connect: w.connect.Snapshot(),
 	}
+	if w.fleet != nil {
+		r.FleetReply = w.fleet.stats()
+	}
+	return r
 }
 
 // connectAll opens every stream with at most conc dials in flight.
@@ -204,9 +225,31 @@ func sourceAddr(idx, gen int) *net.TCPAddr {
 }
 
 func (w *worker) dial(s *lstream, gen int) error {
-	u, err := url.Parse(w.bases[s.idx%len(w.bases)])
+	conn, br, err := w.request(s, w.bases[s.idx%len(w.bases)], gen)
 	if err != nil {
 		return err
+	}
+	s.conn = conn
+	w.startParser(s, br)
+	return nil
+}
+
+// startParser reads the stream from br; a parser carries over reconnects
+// (it holds the last event ID and the server's retry).
+func (w *worker) startParser(s *lstream, br *bufio.Reader) {
+	if s.p == nil {
+		s.p = sseclient.NewParser(br, &sseclient.ParseOptions{BufferSize: 512})
+	} else {
+		s.p.Reset(br)
+	}
+}
+
+// request connects s to the server at base and reads the response head;
+// the connection is the stream's once the status is 200.
+func (w *worker) request(s *lstream, base string, gen int) (net.Conn, *bufio.Reader, error) {
+	u, err := url.Parse(base)
+	if err != nil {
+		return nil, nil, err
 	}
 	d := net.Dialer{LocalAddr: sourceAddr(s.idx, gen), Timeout: 10 * time.Second}
 	var conn net.Conn
@@ -218,13 +261,13 @@ func (w *worker) dial(s *lstream, gen int) error {
 		time.Sleep(50 * time.Millisecond)
 	}
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	var req strings.Builder
 	if w.baseline {
 		fmt.Fprintf(&req, "GET /stream?topic=%s HTTP/1.1\r\nHost: %s\r\n", url.QueryEscape(s.topic), u.Host)
 	} else {
-		fmt.Fprintf(&req, "GET /v1/stream?topic=%s HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n", url.QueryEscape(s.topic), u.Host, s.token)
+		fmt.Fprintf(&req, "GET /v1/stream?topic=%s%s HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n", url.QueryEscape(s.topic), s.query(), u.Host, s.token)
 	}
 	req.WriteString("Accept: text/event-stream\r\n")
 	if s.p != nil && s.p.LastEventID() != "" {
@@ -234,26 +277,20 @@ func (w *worker) dial(s *lstream, gen int) error {
 	_ = conn.SetDeadline(time.Now().Add(15 * time.Second))
 	if _, err := conn.Write([]byte(req.String())); err != nil {
 		conn.Close()
-		return err
+		return nil, nil, err
 	}
 	br := bufio.NewReaderSize(conn, 1024)
 	status, _, _, err := readHead(br) // the stream's body lasts until the connection ends
 	if err != nil {
 		conn.Close()
-		return err
+		return nil, nil, err
 	}
 	if status != http.StatusOK {
 		conn.Close()
-		return fmt.Errorf("status %d", status)
+		return nil, nil, &statusError{status}
 	}
 	_ = conn.SetDeadline(time.Time{})
-	s.conn = conn
-	if s.p == nil {
-		s.p = sseclient.NewParser(br, &sseclient.ParseOptions{BufferSize: 512})
-	} else {
-		s.p.Reset(br)
-	}
-	return nil
+	return conn, br, nil
 }
 
 func (w *worker) read(s *lstream) {
@@ -302,6 +339,7 @@ func (w *worker) read(s *lstream) {
 // drop closes every connection at once (RST, no TIME_WAIT) and waits
 // for the readers to stop.
 func (w *worker) drop() {
+	w.connMu.Lock()
 	w.dropping.Store(true)
 	for _, s := range w.streams {
 		if c, ok := s.conn.(*net.TCPConn); ok {
@@ -309,6 +347,7 @@ func (w *worker) drop() {
 			_ = c.Close()
 		}
 	}
+	w.connMu.Unlock()
 	w.wg.Wait()
 	w.dropping.Store(false)
 }
