@@ -3,11 +3,13 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/url"
 	"strings"
 	"sync"
 	"syscall"
@@ -45,6 +47,9 @@ func TestSlowClient(t *testing.T) {
 	}
 
 	fast := open(t, r, tok, "?topic=seller:fast")
+	// The topic's position before the flood: where the stalled client
+	// resumes if the stream is cut before any event reached it.
+	start := stateCursor(t, r.URL, tok, "seller:slow")
 	pub := publisher.New(w.URL, publisher.WithToken(s.PublisherToken("svc")))
 	ledger := stack.NewLedger()
 	baseRSS, _ := r.RSS()
@@ -126,7 +131,11 @@ func TestSlowClient(t *testing.T) {
 	}
 	cut := len(got)
 	h := bearer(tok)
-	h.Set("Last-Event-ID", p.LastEventID())
+	from := p.LastEventID()
+	if from == "" {
+		from = start
+	}
+	h.Set("Last-Event-ID", from)
 	resumed, err := stack.Open(t.Context(), r.URL+"/v1/stream?topic=seller:slow", h)
 	if err != nil || resumed.Resp.StatusCode != http.StatusOK {
 		t.Fatalf("resume: %v", err)
@@ -208,4 +217,25 @@ func TestFrozenPodRecovers(t *testing.T) {
 	if n := c.Reconnects(); n != 0 {
 		t.Errorf("the client reconnected %d times: its stream did not stay open through the freeze", n)
 	}
+}
+
+// stateCursor reads GET /v1/state for topic and returns its cursor: a
+// stream resumed from it receives what is published to topic afterwards.
+func stateCursor(t *testing.T, base, tok, topic string) string {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, base+"/v1/state?topic="+url.QueryEscape(topic), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var st struct{ Cursor string }
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil || resp.StatusCode != http.StatusOK || st.Cursor == "" {
+		t.Fatalf("state of %s: status %d, cursor %q, %v", topic, resp.StatusCode, st.Cursor, err)
+	}
+	return st.Cursor
 }
