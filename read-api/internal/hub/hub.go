@@ -108,12 +108,13 @@ func (h *Hub) Join(ctx context.Context, m Member, topics []string) error {
 	if len(created) > 0 {
 		// Others may join these topics meanwhile and wait for this
 		// subscribe: a client that leaves must not fail it for them.
-		subCtx, cancel := context.WithoutCancel(ctx), context.CancelFunc(func() {})
+		subCtx := context.WithoutCancel(ctx)
 		if deadline, ok := ctx.Deadline(); ok {
+			var cancel context.CancelFunc
 			subCtx, cancel = context.WithDeadline(subCtx, deadline)
+			defer cancel()
 		}
 		h.subscribe(subCtx, created, createdEntries)
-		cancel()
 	}
 	for i, e := range entries {
 		select {
