@@ -163,8 +163,8 @@ func (h *Handler) open(c *gin.Context, a admission) (*stream.Stream, bool) {
 // hour, so its per-connection buffers and the handler's goroutine are
 // freed; at rest the stream is then only memory and a timer
 // (stream.Detached). A writer that cannot be hijacked gives nil and the
-// stream is served on the handler's goroutine. On failure the stream's
-// registrations are undone.
+// stream writes through net/http, its handler waiting for its end. On
+// failure the stream's registrations are undone.
 func (h *Handler) takeConn(c *gin.Context, s *stream.Stream, a admission) (*hijacked, bool) {
 	hc, err := hijack(c.Writer)
 	if err != nil && !errors.Is(err, errCannotHijack) {
@@ -176,9 +176,9 @@ func (h *Handler) takeConn(c *gin.Context, s *stream.Stream, a admission) (*hija
 	return hc, true
 }
 
-// start registers the stream with the drain and the metrics and runs it:
-// detached on the hijacked connection hc, or on the handler's goroutine
-// when hc is nil. Its lifecycle's end undoes every registration.
+// start registers the stream with the drain and the metrics and runs it
+// (lifecycle.run), on the hijacked connection hc or, when hc is nil,
+// through net/http. Its lifecycle's end undoes every registration.
 func (h *Handler) start(c *gin.Context, s *stream.Stream, a admission, hc *hijacked) {
 	r := c.Request
 	drained, release := h.drain.Register(s.Wake)
@@ -192,12 +192,7 @@ func (h *Handler) start(c *gin.Context, s *stream.Stream, a admission, hc *hijac
 		Drain:       drained,
 		Snapshot:    a.snapshot,
 	}
-	if hc == nil {
-		l.end(s.Serve(r.Context(), c.Writer, opts))
-		return
-	}
-	l.conn = hc.conn
-	l.detach(c, hc, opts)
+	l.run(c, hc, opts)
 }
 
 // join subscribes the stream's topics and reads their positions, within

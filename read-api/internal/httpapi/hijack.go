@@ -42,6 +42,9 @@ var _ interface {
 // be taken; the caller then serves through net/http. Any other error is a
 // connection taken and closed, with nothing sent: not a stream's client.
 func hijack(w http.ResponseWriter) (*hijacked, error) {
+	if !hijackable(w) {
+		return nil, errCannotHijack
+	}
 	header := w.Header().Clone()
 	conn, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
@@ -67,6 +70,22 @@ func hijack(w http.ResponseWriter) (*hijacked, error) {
 		return nil, fmt.Errorf("httpapi: hijack: %w", err)
 	}
 	return &hijacked{conn: conn, raw: raw, header: header}, nil
+}
+
+// hijackable reports whether the connection behind w can be taken. gin's
+// writer says it can whatever it wraps, and panics in Hijack when the
+// writer it wraps cannot (HTTP/2, a test recorder): the innermost decides.
+func hijackable(w http.ResponseWriter) bool {
+	for {
+		switch u := w.(type) {
+		case interface{ Unwrap() http.ResponseWriter }:
+			w = u.Unwrap()
+		case http.Hijacker:
+			return true
+		default:
+			return false
+		}
+	}
 }
 
 func (h *hijacked) Header() http.Header {
@@ -147,6 +166,9 @@ func (h *hijacked) SetWriteDeadline(t time.Time) error { return h.conn.SetWriteD
 // closeUnanswered closes the connection of w without a response, where
 // net/http would otherwise send an empty 200.
 func closeUnanswered(w http.ResponseWriter) {
+	if !hijackable(w) {
+		return
+	}
 	if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
 		_ = conn.Close()
 	}

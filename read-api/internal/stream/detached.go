@@ -6,14 +6,16 @@ import (
 	"time"
 )
 
-// Detached runs a stream after Begin without a goroutine of its own: a
-// stream at rest is only memory and a timer. Each wake (events queued, a
-// topic to resync, the deadline, the drain, the client hanging up) queues
-// a round on the pod's run queue (Limits.Runs). A round that might wait, for
-// history or for a socket that does not take the whole write, continues
-// on a short-lived goroutine until nothing is left to do. Deep call chains
-// then never grow a stack that would stay grown, and no goroutine per
-// stream sits parked for an hour.
+// Detached runs a stream's rounds (runner.round) after Begin, without a
+// goroutine of its own: a stream at rest is only memory and a timer. Each
+// wake (events queued, a topic to resync, the deadline, the drain, the
+// client hanging up) queues a round on the pod's run queue (Limits.Runs).
+// A round that might wait, for history or for a socket that does not take
+// the whole write, continues on a short-lived goroutine until nothing is
+// left to do; so does every round of a client that cannot be written
+// without waiting (not a TryWriter) or of a pod without a run queue. Deep
+// call chains then never grow a stack that would stay grown, and no
+// goroutine per stream sits parked for an hour.
 //
 // Its lifecycle has one owner, the caller of Detach: it prepares the
 // stream, registers whatever may wake it (the hang-up watch, the drain),
@@ -23,7 +25,6 @@ import (
 type Detached struct {
 	r     *runner
 	runs  *RunQueue   // the pod's (Limits.Runs)
-	try   TryWriter   // nil: every round runs on a goroutine
 	onEnd func(error) // set by Start
 	state atomic.Int32
 	gone  atomic.Bool // the client hung up
@@ -54,7 +55,7 @@ const (
 func (s *Stream) Detach(ctx context.Context, opts Options) *Detached {
 	d := &Detached{r: newRunner(s, ctx, opts)}
 	if d.runs = s.limits.Runs; d.runs != nil {
-		d.try, _ = s.w.(TryWriter)
+		d.r.try, _ = s.w.(TryWriter)
 	}
 	d.state.Store(running)
 	d.timer = time.AfterFunc(time.Hour, d.Wake)
@@ -68,7 +69,7 @@ func (s *Stream) Detach(ctx context.Context, opts Options) *Detached {
 // that may wake or hang up the stream.
 func (d *Detached) Start(onEnd func(error)) {
 	d.onEnd = onEnd
-	if d.try != nil {
+	if d.r.try != nil {
 		d.r.s.clearDeadline() // Begin's: TryWrite must not meet it expired
 	}
 	d.r.s.setWaker(d)
@@ -78,7 +79,7 @@ func (d *Detached) Start(onEnd func(error)) {
 
 // schedule runs the round the state was set to running for.
 func (d *Detached) schedule() {
-	if d.try != nil {
+	if d.r.try != nil {
 		d.runs.push(d)
 	} else {
 		go d.rounds()
@@ -110,17 +111,17 @@ func (d *Detached) Wake() {
 	}
 }
 
-// runInline runs one round on a run-queue worker; a round that would
-// wait continues on a goroutine of its own.
+// runInline runs one round that must not wait on a run-queue worker; what
+// would wait continues on a goroutine of its own.
 func (d *Detached) runInline() {
 	if d.gone.Load() {
 		d.end(nil)
 		return
 	}
-	switch out, err := d.r.tryStep(d.try); out {
-	case stepEnded:
+	switch out, err := d.r.round(false); out {
+	case roundEnded:
 		d.end(err)
-	case stepWait:
+	case roundWait:
 		go d.rounds()
 	default:
 		d.arm(d.r.wakeAt)
@@ -135,16 +136,16 @@ func (d *Detached) runInline() {
 // stream has nothing left to do.
 func (d *Detached) rounds() {
 	for {
-		end, err := true, error(nil)
+		out, err := roundEnded, error(nil)
 		if !d.gone.Load() {
-			end, err = d.r.step()
+			out, err = d.r.round(true)
 		}
-		if end {
+		if out == roundEnded {
 			d.end(err)
 			return
 		}
 		d.arm(d.r.wakeAt)
-		if d.try != nil {
+		if d.r.try != nil {
 			d.r.s.clearDeadline() // back to rounds that never wait
 		}
 		if d.state.CompareAndSwap(running, idle) {

@@ -2,8 +2,7 @@ package stream
 
 import (
 	"bytes"
-	"errors"
-	"fmt"
+	"context"
 	"runtime"
 	"slices"
 	"testing"
@@ -13,27 +12,6 @@ import (
 
 	"notify/pkg/sseclient"
 )
-
-// detached starts a stream with Begin, Detach and Start, as the handler
-// does for a hijacked connection; ended receives onEnd's error.
-func detached(t *testing.T, h *history, topics []string, l Limits, opts Options) (*Stream, *Detached, *recorder, <-chan error) {
-	t.Helper()
-	s := New(topics, h, l, zap.NewNop())
-	rec := newRecorder()
-	if opts.Expiry.IsZero() {
-		opts.Expiry = time.Now().Add(time.Hour)
-	}
-	if opts.MaxAge == 0 {
-		opts.MaxAge = time.Hour
-	}
-	if err := s.Begin(t.Context(), rec, opts); err != nil {
-		t.Fatal(err)
-	}
-	ended := make(chan error, 2)
-	d := s.Detach(t.Context(), opts)
-	d.Start(func(err error) { ended <- err })
-	return s, d, rec, ended
-}
 
 // until polls cond for up to 5 s.
 func until(t *testing.T, what string, cond func() bool) {
@@ -71,68 +49,75 @@ func endsWith(t *testing.T, ended <-chan error, what string) error {
 }
 
 // Events pushed before and after Start arrive in order, each wake running
-// rounds on a goroutine that leaves afterwards; Hangup ends the stream
-// with nil and later pushes write nothing.
+// a round on the run queue or on a goroutine that leaves afterwards; the
+// client's hang-up ends the stream with nil and later pushes write nothing.
 func TestDetachedDeliversAndEndsOnHangup(t *testing.T) {
 	t.Parallel()
-	h := newHistory()
-	s := New([]string{"a:1"}, h, limits(), zap.NewNop())
-	rec := newRecorder()
-	opts := Options{Expiry: time.Now().Add(time.Hour), MaxAge: time.Hour}
-	if err := s.Begin(t.Context(), rec, opts); err != nil {
-		t.Fatal(err)
-	}
-	s.Push(h.add("a:1", 7, 1)) // between Begin and Start: taken by the first round
-	ended := make(chan error, 2)
-	d := s.Detach(t.Context(), opts)
-	d.Start(func(err error) { ended <- err })
-	for seq := uint64(2); seq <= 50; seq++ {
-		s.Push(h.add("a:1", 7, seq))
-	}
-	want := make([]string, 0, 50)
-	for seq := 1; seq <= 50; seq++ {
-		want = append(want, fmt.Sprintf("a:1/7/%d", seq))
-	}
-	until(t, "50 events", func() bool { return len(received(t, rec)) == 50 })
-	if got := received(t, rec); !slices.Equal(got, want) {
-		t.Fatalf("got %v, want %v", got, want)
-	}
-	d.Hangup()
-	if err := endsWith(t, ended, "hangup"); err != nil {
-		t.Fatalf("onEnd(%v), want nil after a hang-up", err)
-	}
-	n := len(rec.bytes())
-	s.Push(h.add("a:1", 7, 51))
-	d.Wake()
-	time.Sleep(50 * time.Millisecond)
-	if len(rec.bytes()) != n {
-		t.Fatal("an ended stream wrote again")
-	}
+	eachMode(t, func(t *testing.T, m mode) {
+		h := newHistory()
+		s := New([]string{"a:1"}, h, podLimits(t), zap.NewNop())
+		w, rec := m.client()
+		opts := Options{Expiry: time.Now().Add(time.Hour), MaxAge: time.Hour}
+		if err := s.Begin(t.Context(), w, opts); err != nil {
+			t.Fatal(err)
+		}
+		s.Push(h.add("a:1", 7, 1)) // between Begin and Start: taken by the first round
+		ctx, hangUp := context.WithCancel(t.Context())
+		d := s.Detach(ctx, opts)
+		unwatch := context.AfterFunc(ctx, d.Hangup)
+		ended := make(chan error, 2)
+		d.Start(func(err error) {
+			unwatch()
+			ended <- err
+		})
+		for seq := uint64(2); seq <= 50; seq++ {
+			s.Push(h.add("a:1", 7, seq))
+		}
+		until(t, "50 events", func() bool { return len(received(t, rec)) == 50 })
+		if got := received(t, rec); !slices.Equal(got, want("a:1", 1, 50)) {
+			t.Fatalf("got %v", got)
+		}
+		hangUp()
+		if err := endsWith(t, ended, "hangup"); err != nil {
+			t.Fatalf("onEnd(%v), want nil after a hang-up", err)
+		}
+		n := len(rec.bytes())
+		s.Push(h.add("a:1", 7, 51))
+		d.Wake()
+		time.Sleep(50 * time.Millisecond)
+		if len(rec.bytes()) != n {
+			t.Fatal("an ended stream wrote again")
+		}
+	})
 }
 
 // A resting detached stream holds no goroutine: 200 of them leave the
 // goroutine count where it was.
 func TestDetachedRestingHoldsNoGoroutine(t *testing.T) {
-	h := newHistory()
-	base := runtime.NumGoroutine()
-	ds := make([]*Detached, 200)
-	ends := make([]<-chan error, 200)
-	for i := range ds {
-		_, ds[i], _, ends[i] = detached(t, h, []string{"a:1"}, limits(), Options{})
-	}
-	until(t, "the first rounds to finish", func() bool { return runtime.NumGoroutine() <= base+5 })
-	for _, d := range ds {
-		d.Hangup()
-	}
-	for i := range ds {
-		select {
-		case err := <-ends[i]:
-			if err != nil {
-				t.Fatalf("onEnd(%v) after a hang-up", err)
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			h := newHistory()
+			l := podLimits(t)
+			base := runtime.NumGoroutine()
+			ctx, hangUp := context.WithCancel(t.Context())
+			ends := make([]<-chan error, 200)
+			for i := range ends {
+				w, _ := m.client()
+				_, ends[i] = start(t, ctx, New([]string{"a:1"}, h, l, zap.NewNop()), w, Options{})
 			}
-		case <-time.After(5 * time.Second):
-			t.Fatal("a stream did not end after its hang-up")
-		}
+			until(t, "the first rounds to finish", func() bool { return runtime.NumGoroutine() <= base+5 })
+			hangUp()
+			for i := range ends {
+				select {
+				case err := <-ends[i]:
+					if err != nil {
+						t.Fatalf("onEnd(%v) after a hang-up", err)
+					}
+				case <-time.After(5 * time.Second):
+					t.Fatal("a stream did not end after its hang-up")
+				}
+			}
+		})
 	}
 }
 
@@ -140,79 +125,75 @@ func TestDetachedRestingHoldsNoGoroutine(t *testing.T) {
 // the drain ends the stream as soon as it wakes it.
 func TestDetachedDeadlinesAndDrain(t *testing.T) {
 	t.Parallel()
+	run := func(t *testing.T, m mode, l Limits, opts Options) (*Stream, *recorder, <-chan error) {
+		t.Helper()
+		s := New([]string{"a:1"}, newHistory(), l, zap.NewNop())
+		w, rec := m.client()
+		_, ended := start(t, t.Context(), s, w, opts)
+		return s, rec, ended
+	}
 	t.Run("heartbeat", func(t *testing.T) {
 		t.Parallel()
-		l := limits()
-		l.Heartbeat = 50 * time.Millisecond
-		_, d, rec, ended := detached(t, newHistory(), []string{"a:1"}, l, Options{})
-		until(t, "three heartbeats", func() bool { return bytes.Count(rec.bytes(), []byte(":\n")) >= 3 })
-		d.Hangup()
-		endsWith(t, ended, "hangup")
+		eachMode(t, func(t *testing.T, m mode) {
+			l := podLimits(t)
+			l.Heartbeat = 50 * time.Millisecond
+			ctx, hangUp := context.WithCancel(t.Context())
+			s := New([]string{"a:1"}, newHistory(), l, zap.NewNop())
+			w, rec := m.client()
+			_, ended := start(t, ctx, s, w, Options{})
+			until(t, "three heartbeats", func() bool { return bytes.Count(rec.bytes(), []byte(":\n")) >= 3 })
+			hangUp()
+			endsWith(t, ended, "hangup")
+		})
 	})
 	t.Run("expiry", func(t *testing.T) {
 		t.Parallel()
-		_, _, rec, ended := detached(t, newHistory(), []string{"a:1"}, limits(), Options{Expiry: time.Now().Add(100 * time.Millisecond)})
-		if err := endsWith(t, ended, "expiry"); err != nil {
-			t.Fatal(err)
-		}
-		if got := received(t, rec); !slices.Equal(got, []string{"stream.expired"}) {
-			t.Fatalf("got %v, want stream.expired", got)
-		}
+		eachMode(t, func(t *testing.T, m mode) {
+			_, rec, ended := run(t, m, podLimits(t), Options{Expiry: time.Now().Add(100 * time.Millisecond)})
+			if err := endsWith(t, ended, "expiry"); err != nil {
+				t.Fatal(err)
+			}
+			if got := received(t, rec); !slices.Equal(got, []string{"stream.expired"}) {
+				t.Fatalf("got %v, want stream.expired", got)
+			}
+		})
 	})
 	t.Run("max age", func(t *testing.T) {
 		t.Parallel()
-		start := time.Now()
-		_, _, rec, ended := detached(t, newHistory(), []string{"a:1"}, limits(), Options{MaxAge: 100 * time.Millisecond})
-		if err := endsWith(t, ended, "max age"); err != nil {
-			t.Fatal(err)
-		}
-		if took := time.Since(start); took < 90*time.Millisecond {
-			t.Fatalf("ended after %s, before its maximum age", took)
-		}
-		if retries := bytes.Count(rec.bytes(), []byte("retry: ")); retries != 2 { // the first, then the rebalance
-			t.Fatalf("%d retry fields, want 2:\n%s", retries, rec.bytes())
-		}
+		eachMode(t, func(t *testing.T, m mode) {
+			began := time.Now()
+			_, rec, ended := run(t, m, podLimits(t), Options{MaxAge: 100 * time.Millisecond})
+			if err := endsWith(t, ended, "max age"); err != nil {
+				t.Fatal(err)
+			}
+			if took := time.Since(began); took < 90*time.Millisecond {
+				t.Fatalf("ended after %s, before its maximum age", took)
+			}
+			if retries := bytes.Count(rec.bytes(), []byte("retry: ")); retries != 2 { // the first, then the rebalance
+				t.Fatalf("%d retry fields, want 2:\n%s", retries, rec.bytes())
+			}
+		})
 	})
 	t.Run("drain", func(t *testing.T) {
 		t.Parallel()
-		drain := make(chan struct{})
-		s, _, rec, ended := detached(t, newHistory(), []string{"a:1"}, limits(), Options{Drain: drain})
-		select {
-		case err := <-ended:
-			t.Fatalf("ended (%v) before the drain", err)
-		case <-time.After(100 * time.Millisecond):
-		}
-		close(drain)
-		s.Wake()
-		if err := endsWith(t, ended, "drain"); err != nil {
-			t.Fatal(err)
-		}
-		if retries := bytes.Count(rec.bytes(), []byte("retry: ")); retries != 2 {
-			t.Fatalf("%d retry fields, want 2:\n%s", retries, rec.bytes())
-		}
+		eachMode(t, func(t *testing.T, m mode) {
+			drain := make(chan struct{})
+			s, rec, ended := run(t, m, podLimits(t), Options{Drain: drain})
+			select {
+			case err := <-ended:
+				t.Fatalf("ended (%v) before the drain", err)
+			case <-time.After(100 * time.Millisecond):
+			}
+			close(drain)
+			s.Wake()
+			if err := endsWith(t, ended, "drain"); err != nil {
+				t.Fatal(err)
+			}
+			if retries := bytes.Count(rec.bytes(), []byte("retry: ")); retries != 2 {
+				t.Fatalf("%d retry fields, want 2:\n%s", retries, rec.bytes())
+			}
+		})
 	})
-}
-
-// A slow client's backlog ends the stream with ErrSlow.
-func TestDetachedSlow(t *testing.T) {
-	t.Parallel()
-	h := newHistory()
-	l := limits()
-	l.MaxQueueEvents = 3
-	s := New([]string{"a:1"}, h, l, zap.NewNop())
-	rec := newRecorder()
-	opts := Options{Expiry: time.Now().Add(time.Hour), MaxAge: time.Hour}
-	if err := s.Begin(t.Context(), rec, opts); err != nil {
-		t.Fatal(err)
-	}
-	for seq := uint64(1); seq <= 4; seq++ {
-		s.Push(h.add("a:1", 7, seq))
-	}
-	ended := make(chan error, 2)
-	s.Detach(t.Context(), opts).Start(func(err error) { ended <- err })
-	if err := endsWith(t, ended, "slow"); !errors.Is(err, ErrSlow) {
-		t.Fatalf("onEnd(%v), want ErrSlow", err)
-	}
 }
 
 // A client that hangs up, and events pushed, before Start (while the
@@ -220,29 +201,31 @@ func TestDetachedSlow(t *testing.T) {
 // Start's, it ends the stream once, and no waker is left on it.
 func TestDetachedWakesBeforeStartWaitForIt(t *testing.T) {
 	t.Parallel()
-	h := newHistory()
-	s := New([]string{"a:1"}, h, limits(), zap.NewNop())
-	rec := newRecorder()
-	opts := Options{Expiry: time.Now().Add(time.Hour), MaxAge: time.Hour}
-	if err := s.Begin(t.Context(), rec, opts); err != nil {
-		t.Fatal(err)
-	}
-	d := s.Detach(t.Context(), opts)
-	s.Push(h.add("a:1", 7, 1))
-	d.Hangup()
-	d.Wake()
-	if st := d.state.Load(); st != rerun {
-		t.Fatalf("state %d before Start, want a round asked for (%d) and none queued", st, rerun)
-	}
-	ended := make(chan error, 2)
-	d.Start(func(err error) { ended <- err })
-	if err := endsWith(t, ended, "hang-up before Start"); err != nil {
-		t.Fatalf("onEnd(%v), want nil after a hang-up", err)
-	}
-	s.mu.Lock()
-	w := s.waker
-	s.mu.Unlock()
-	if w != nil {
-		t.Fatal("an ended stream still has a waker")
-	}
+	eachMode(t, func(t *testing.T, m mode) {
+		h := newHistory()
+		s := New([]string{"a:1"}, h, podLimits(t), zap.NewNop())
+		w, _ := m.client()
+		opts := Options{Expiry: time.Now().Add(time.Hour), MaxAge: time.Hour}
+		if err := s.Begin(t.Context(), w, opts); err != nil {
+			t.Fatal(err)
+		}
+		d := s.Detach(t.Context(), opts)
+		s.Push(h.add("a:1", 7, 1))
+		d.Hangup()
+		d.Wake()
+		if st := d.state.Load(); st != rerun {
+			t.Fatalf("state %d before Start, want a round asked for (%d) and none queued", st, rerun)
+		}
+		ended := make(chan error, 2)
+		d.Start(func(err error) { ended <- err })
+		if err := endsWith(t, ended, "hang-up before Start"); err != nil {
+			t.Fatalf("onEnd(%v), want nil after a hang-up", err)
+		}
+		s.mu.Lock()
+		w2 := s.waker
+		s.mu.Unlock()
+		if w2 != nil {
+			t.Fatal("an ended stream still has a waker")
+		}
+	})
 }

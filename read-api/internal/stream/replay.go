@@ -57,13 +57,11 @@ func (s *Stream) start(ctx context.Context, lastEventID string, targets []notifi
 	return nil
 }
 
-// handle writes a live event in order: duplicates (already replayed) are
-// dropped and a gap is filled from history first. It fails only if the
-// client could not take the gap's replay.
-func (s *Stream) handle(ctx context.Context, ev *hub.Event) error {
-	if s.appendLive(ev) {
-		return nil
-	}
+// fillGap appends ev, a live event appendLive could not place, after
+// filling the gap before it from history. If history cannot be read now,
+// the topic is marked for a resync, which brings ev too. It fails only if
+// the client could not take the gap's replay.
+func (s *Stream) fillGap(ctx context.Context, ev *hub.Event) error {
 	i := s.index(ev.Key)
 	err := s.catchUpTo(ctx, i, notification.Position{Epoch: ev.Pos.Epoch, Seq: ev.Pos.Seq - 1})
 	if errors.Is(err, errHistory) {

@@ -72,23 +72,13 @@ func newRunQueue(t *testing.T) *RunQueue {
 	return q
 }
 
-// queued are limits with a run queue of the test's own.
-func queued(t *testing.T) Limits {
+// podLimits are limits with a run queue of the test's own, as every pod
+// has.
+func podLimits(t *testing.T) Limits {
 	t.Helper()
 	l := limits()
 	l.Runs = newRunQueue(t)
 	return l
-}
-
-func startSocket(t *testing.T, h *history, s *Stream, sock *socket, l Limits) <-chan error {
-	t.Helper()
-	opts := Options{Expiry: time.Now().Add(time.Hour), MaxAge: time.Hour}
-	if err := s.Begin(t.Context(), sock, opts); err != nil {
-		t.Fatal(err)
-	}
-	ended := make(chan error, 2)
-	s.Detach(t.Context(), opts).Start(func(err error) { ended <- err })
-	return ended
 }
 
 func want(topic string, from, to int) []string {
@@ -104,10 +94,10 @@ func want(topic string, from, to int) []string {
 func TestRunQueueWritesWithoutWaiting(t *testing.T) {
 	t.Parallel()
 	h := newHistory()
-	l := queued(t)
+	l := podLimits(t)
 	s := New([]string{"a:1"}, h, l, zap.NewNop())
 	sock := newSocket(0)
-	startSocket(t, h, s, sock, l)
+	start(t, t.Context(), s, sock, Options{})
 	_, beginWrites := sock.counts()
 	for seq := uint64(1); seq <= 50; seq++ {
 		s.Push(h.add("a:1", 7, seq))
@@ -126,10 +116,10 @@ func TestRunQueueWritesWithoutWaiting(t *testing.T) {
 func TestRunQueuePartialWrites(t *testing.T) {
 	t.Parallel()
 	h := newHistory()
-	l := queued(t)
+	l := podLimits(t)
 	s := New([]string{"a:1"}, h, l, zap.NewNop())
 	sock := newSocket(7)
-	startSocket(t, h, s, sock, l)
+	start(t, t.Context(), s, sock, Options{})
 	for seq := uint64(1); seq <= 40; seq++ {
 		s.Push(h.add("a:1", 7, seq))
 		if seq%10 == 0 {
@@ -150,10 +140,10 @@ func TestRunQueuePartialWrites(t *testing.T) {
 func TestRunQueueGapGoesToHistory(t *testing.T) {
 	t.Parallel()
 	h := newHistory()
-	l := queued(t)
+	l := podLimits(t)
 	s := New([]string{"a:1"}, h, l, zap.NewNop())
 	sock := newSocket(0)
-	startSocket(t, h, s, sock, l)
+	start(t, t.Context(), s, sock, Options{})
 	s.Push(h.add("a:1", 7, 1))
 	until(t, "the first event", func() bool { return len(received(t, sock.recorder)) == 1 })
 	h.add("a:1", 7, 2)
@@ -172,11 +162,11 @@ func TestRunQueueGapGoesToHistory(t *testing.T) {
 func TestRunQueueClearsBeginDeadline(t *testing.T) {
 	t.Parallel()
 	h := newHistory()
-	l := queued(t)
+	l := podLimits(t)
 	l.WriteTimeout = 20 * time.Millisecond
 	s := New([]string{"a:1"}, h, l, zap.NewNop())
 	sock := newSocket(0)
-	ended := startSocket(t, h, s, sock, l)
+	_, ended := start(t, t.Context(), s, sock, Options{})
 	time.Sleep(50 * time.Millisecond) // Begin's deadline, if left, has passed
 	s.Push(h.add("a:1", 7, 1))
 	until(t, "the event", func() bool { return len(received(t, sock.recorder)) == 1 })
@@ -191,11 +181,11 @@ func TestRunQueueClearsBeginDeadline(t *testing.T) {
 // per due time.
 func TestRunQueueHeartbeat(t *testing.T) {
 	t.Parallel()
-	l := queued(t)
+	l := podLimits(t)
 	l.Heartbeat = 50 * time.Millisecond
 	s := New([]string{"a:1"}, newHistory(), l, zap.NewNop())
 	sock := newSocket(0)
-	startSocket(t, nil, s, sock, l)
+	start(t, t.Context(), s, sock, Options{})
 	_, beginWrites := sock.counts()
 	until(t, "three heartbeats", func() bool { return bytes.Count(sock.bytes(), []byte(":\n")) >= 3 })
 	if _, writes := sock.counts(); writes != beginWrites {

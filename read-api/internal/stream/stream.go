@@ -1,7 +1,10 @@
 // Package stream serves one SSE connection: it queues the events the hub
 // pushes, keeps the stream's position in every topic, fills any gap from
 // history (resume, Redis outage, lost pub/sub messages) and writes to the
-// client with a deadline per write.
+// client with a deadline per write that may wait. Begin writes the
+// response head and the replay; then Detached runs the stream's rounds
+// (runner.round), each a pass over every rule of the stream, on the pod's
+// run queue or on short-lived goroutines.
 package stream
 
 import (
@@ -65,8 +68,8 @@ type Stream struct {
 	queued   int // bytes of frames in queue
 	paged    int // bytes of the replay page being written: they count against the same limit
 	overflow bool
-	resync   []bool // per topic: check history, events may be missing
-	waker    waker  // set by Run or Detached.Start: what Push and Resync wake
+	resync   []bool    // per topic: check history, events may be missing
+	waker    *Detached // set by Detached.Start: what Push and Resync wake
 
 	targets   []notification.Position // from Open until Begin
 	w         http.ResponseWriter     // the client, from Begin
@@ -127,7 +130,7 @@ func (s *Stream) Wake() {
 	}
 }
 
-func (s *Stream) setWaker(w waker) {
+func (s *Stream) setWaker(w *Detached) {
 	s.mu.Lock()
 	s.waker = w
 	s.mu.Unlock()

@@ -6,10 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -98,14 +98,12 @@ func (h *history) Range(_ context.Context, topic string, epoch, after uint64, co
 
 // recorder is a ResponseWriter safe to read while the stream writes.
 type recorder struct {
-	mu      sync.Mutex
-	header  http.Header
-	body    bytes.Buffer
-	flushed chan struct{} // closed at the first flush: the head is out
-	once    sync.Once
+	mu     sync.Mutex
+	header http.Header
+	body   bytes.Buffer
 }
 
-func newRecorder() *recorder { return &recorder{header: http.Header{}, flushed: make(chan struct{})} }
+func newRecorder() *recorder { return &recorder{header: http.Header{}} }
 
 func (r *recorder) Header() http.Header { return r.header }
 func (r *recorder) WriteHeader(int)     {}
@@ -114,37 +112,89 @@ func (r *recorder) Write(b []byte) (int, error) {
 	defer r.mu.Unlock()
 	return r.body.Write(b)
 }
-func (r *recorder) Flush() { r.once.Do(func() { close(r.flushed) }) }
+func (r *recorder) Flush() {}
 func (r *recorder) bytes() []byte {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return bytes.Clone(r.body.Bytes())
 }
 
-// serve runs a stream, calls feed once the stream is live, waits until the
-// output has been quiet for 100 ms, and returns what the client received.
-func serve(t *testing.T, h *history, topics []string, lastEventID string, limits Limits, feed func(s *Stream)) ([]sseclient.Event, error) {
-	t.Helper()
-	s := New(topics, h, limits, zap.NewNop())
-	rec := newRecorder()
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() {
-		done <- s.Serve(ctx, rec, Options{LastEventID: lastEventID, Expiry: time.Now().Add(time.Hour), MaxAge: time.Hour})
-	}()
-	select {
-	case <-rec.flushed:
-	case <-time.After(5 * time.Second):
-		t.Fatal("the stream never started")
+// mode is one of the two ways a stream's rounds run: on the pod's run
+// queue for a client written without waiting (a socket, as the hijacked
+// connection), or each on a goroutine of its own for a client that may
+// make a write wait (net/http's writer).
+type mode struct {
+	name string
+	try  bool
+}
+
+var modes = [...]mode{{"run queue", true}, {"goroutines", false}}
+
+// client is a client of mode m, and the recorder of what it received.
+func (m mode) client() (http.ResponseWriter, *recorder) {
+	if m.try {
+		sock := newSocket(0)
+		return sock, sock.recorder
 	}
+	rec := newRecorder()
+	return rec, rec
+}
+
+// eachMode runs test once per mode, in parallel.
+func eachMode(t *testing.T, test func(t *testing.T, m mode)) {
+	t.Helper()
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			t.Parallel()
+			test(t, m)
+		})
+	}
+}
+
+// start runs s as the handler does: Begin, Detach, the client's hang-up
+// when ctx ends, Start. Options default to an hour of expiry and age. The
+// channel receives onEnd's error, after the hang-up watch was stopped.
+func start(t *testing.T, ctx context.Context, s *Stream, w http.ResponseWriter, opts Options) (*Detached, <-chan error) {
+	t.Helper()
+	if opts.Expiry.IsZero() {
+		opts.Expiry = time.Now().Add(time.Hour)
+	}
+	if opts.MaxAge == 0 {
+		opts.MaxAge = time.Hour
+	}
+	if err := s.Begin(ctx, w, opts); err != nil {
+		t.Fatal(err)
+	}
+	d := s.Detach(ctx, opts)
+	unwatch := context.AfterFunc(ctx, d.Hangup)
+	ended := make(chan error, 2)
+	d.Start(func(err error) {
+		unwatch()
+		ended <- err
+	})
+	return d, ended
+}
+
+// serve runs a stream of mode m, calls feed once the stream is live,
+// waits until the output has been quiet for 100 ms, hangs up, and returns
+// what the client received and how the stream ended.
+func serve(t *testing.T, m mode, h History, topics []string, lastEventID string, l Limits, feed func(s *Stream)) ([]sseclient.Event, error) {
+	t.Helper()
+	w, rec := m.client()
+	s := New(topics, h, l, zap.NewNop())
+	ctx, cancel := context.WithCancel(t.Context())
+	_, ended := start(t, ctx, s, w, Options{LastEventID: lastEventID})
 	feed(s)
-	for last, quiet := -1, time.Now(); time.Since(quiet) < 100*time.Millisecond; time.Sleep(10 * time.Millisecond) {
+	for last, quiet, deadline := -1, time.Now(), time.Now().Add(5*time.Second); time.Since(quiet) < 100*time.Millisecond; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the output never went quiet")
+		}
 		if n := len(rec.bytes()); n != last {
 			last, quiet = n, time.Now()
 		}
 	}
 	cancel()
-	err := <-done
+	err := endsWith(t, ended, "hang-up")
 	evs, perr := sseclient.ParseBytes(rec.bytes(), nil)
 	if perr != nil {
 		t.Fatal(perr)
@@ -170,38 +220,42 @@ func limits() Limits { return DefaultLimits(time.Hour) }
 // rewritten by a failover) is announced before it is delivered.
 func TestLiveDivergenceIsAnnounced(t *testing.T) {
 	t.Parallel()
-	h := newHistory()
-	h.add("a:1", 7, 1)
-	evs, err := serve(t, h, []string{"a:1"}, "", limits(), func(s *Stream) {
-		h.mu.Lock()
-		h.branch = 1
-		h.mu.Unlock()
-		s.Push(h.add("a:1", 7, 2))
+	eachMode(t, func(t *testing.T, m mode) {
+		h := newHistory()
+		h.add("a:1", 7, 1)
+		evs, err := serve(t, m, h, []string{"a:1"}, "", podLimits(t), func(s *Stream) {
+			h.mu.Lock()
+			h.branch = 1
+			h.mu.Unlock()
+			s.Push(h.add("a:1", 7, 2))
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := datas(evs), []string{"stream.reset", "a:1/7/2"}; !slices.Equal(got, want) {
+			t.Fatalf("got %v, want %v", got, want)
+		}
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, want := datas(evs), []string{"stream.reset", "a:1/7/2"}; !slices.Equal(got, want) {
-		t.Fatalf("got %v, want %v", got, want)
-	}
 }
 
 func TestLiveInOrderDropsDuplicatesAndFillsGaps(t *testing.T) {
 	t.Parallel()
-	h := newHistory()
-	evs, err := serve(t, h, []string{"a:1"}, "", limits(), func(s *Stream) {
-		e1, e2 := h.add("a:1", 7, 1), h.add("a:1", 7, 2)
-		e3, e4 := h.add("a:1", 7, 3), h.add("a:1", 7, 4)
-		for _, ev := range []*hub.Event{e1, e2, e2, e4, e3} { // a duplicate, then 3 missed live
-			s.Push(ev)
+	eachMode(t, func(t *testing.T, m mode) {
+		h := newHistory()
+		evs, err := serve(t, m, h, []string{"a:1"}, "", podLimits(t), func(s *Stream) {
+			e1, e2 := h.add("a:1", 7, 1), h.add("a:1", 7, 2)
+			e3, e4 := h.add("a:1", 7, 3), h.add("a:1", 7, 4)
+			for _, ev := range []*hub.Event{e1, e2, e2, e4, e3} { // a duplicate, then 3 missed live
+				s.Push(ev)
+			}
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := datas(evs), []string{"a:1/7/1", "a:1/7/2", "a:1/7/3", "a:1/7/4"}; !slices.Equal(got, want) {
+			t.Fatalf("got %v, want %v", got, want)
 		}
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, want := datas(evs), []string{"a:1/7/1", "a:1/7/2", "a:1/7/3", "a:1/7/4"}; !slices.Equal(got, want) {
-		t.Fatalf("got %v, want %v", got, want)
-	}
 }
 
 func cursorAt(topics []string, pos ...notification.Position) string {
@@ -265,15 +319,17 @@ func TestResume(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			h := newHistory()
-			tc.setup(h)
-			evs, err := serve(t, h, topics, tc.cursor, limits(), func(*Stream) {})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got := datas(evs); !slices.Equal(got, tc.want) {
-				t.Fatalf("got %v, want %v", got, tc.want)
-			}
+			eachMode(t, func(t *testing.T, m mode) {
+				h := newHistory()
+				tc.setup(h)
+				evs, err := serve(t, m, h, topics, tc.cursor, podLimits(t), func(*Stream) {})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := datas(evs); !slices.Equal(got, tc.want) {
+					t.Fatalf("got %v, want %v", got, tc.want)
+				}
+			})
 		})
 	}
 }
@@ -282,33 +338,91 @@ func TestResume(t *testing.T) {
 // date from history although no live event came.
 func TestResync(t *testing.T) {
 	t.Parallel()
-	h := newHistory()
-	h.add("a:1", 7, 1)
-	evs, err := serve(t, h, []string{"a:1"}, "", limits(), func(s *Stream) {
+	eachMode(t, func(t *testing.T, m mode) {
+		h := newHistory()
+		h.add("a:1", 7, 1)
+		evs, err := serve(t, m, h, []string{"a:1"}, "", podLimits(t), func(s *Stream) {
+			h.add("a:1", 7, 2)
+			h.add("a:1", 7, 3)
+			s.Resync("a:1")
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := datas(evs), []string{"a:1/7/2", "a:1/7/3"}; !slices.Equal(got, want) {
+			t.Fatalf("got %v, want %v", got, want)
+		}
+	})
+}
+
+// flakyHistory fails every read while down is set, as Redis away does.
+type flakyHistory struct {
+	*history
+	down   atomic.Bool
+	failed atomic.Int32 // reads failed
+}
+
+var errRedisDown = errors.New("redis: connection refused")
+
+func (f *flakyHistory) Positions(ctx context.Context, topics []string) ([]notification.Position, error) {
+	if f.down.Load() {
+		f.failed.Add(1)
+		return nil, errRedisDown
+	}
+	return f.history.Positions(ctx, topics)
+}
+
+func (f *flakyHistory) Range(ctx context.Context, topic string, epoch, after uint64, count int64) ([]notification.Message, error) {
+	if f.down.Load() {
+		f.failed.Add(1)
+		return nil, errRedisDown
+	}
+	return f.history.Range(ctx, topic, epoch, after, count)
+}
+
+// A resync that cannot read history is retried, with nothing else to wake
+// the stream, until Redis answers: the events missed then arrive in order.
+func TestResyncRetriesUntilHistoryAnswers(t *testing.T) {
+	t.Parallel()
+	eachMode(t, func(t *testing.T, m mode) {
+		h := &flakyHistory{history: newHistory()}
+		h.add("a:1", 7, 1)
+		w, rec := m.client()
+		s := New([]string{"a:1"}, h, podLimits(t), zap.NewNop())
+		ctx, cancel := context.WithCancel(t.Context())
+		d, ended := start(t, ctx, s, w, Options{})
+		h.down.Store(true)
 		h.add("a:1", 7, 2)
 		h.add("a:1", 7, 3)
 		s.Resync("a:1")
+		until(t, "a failed resync, then the stream at rest", func() bool { return h.failed.Load() > 0 && d.state.Load() == idle })
+		h.down.Store(false) // only the retry can bring the events now
+		until(t, "the missed events", func() bool { return len(received(t, rec)) == 2 })
+		if got, want := received(t, rec), []string{"a:1/7/2", "a:1/7/3"}; !slices.Equal(got, want) {
+			t.Fatalf("got %v, want %v", got, want)
+		}
+		cancel()
+		if err := endsWith(t, ended, "hang-up"); err != nil {
+			t.Fatalf("onEnd(%v), want nil after a hang-up", err)
+		}
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, want := datas(evs), []string{"a:1/7/2", "a:1/7/3"}; !slices.Equal(got, want) {
-		t.Fatalf("got %v, want %v", got, want)
-	}
 }
 
 // Past the backlog limit the stream ends as slow instead of growing.
 func TestSlowStreamEnds(t *testing.T) {
 	t.Parallel()
-	h := newHistory()
-	l := limits()
-	l.MaxQueueEvents = 3
-	s := New([]string{"a:1"}, h, l, zap.NewNop())
-	for seq := uint64(1); seq <= 4; seq++ {
-		s.Push(h.add("a:1", 7, seq))
-	}
-	err := s.Serve(t.Context(), httptest.NewRecorder(), Options{Expiry: time.Now().Add(time.Hour), MaxAge: time.Hour})
-	if !errors.Is(err, ErrSlow) {
-		t.Fatalf("Serve = %v, want ErrSlow", err)
-	}
+	eachMode(t, func(t *testing.T, m mode) {
+		h := newHistory()
+		l := podLimits(t)
+		l.MaxQueueEvents = 3
+		s := New([]string{"a:1"}, h, l, zap.NewNop())
+		for seq := uint64(1); seq <= 4; seq++ {
+			s.Push(h.add("a:1", 7, seq))
+		}
+		w, _ := m.client()
+		_, ended := start(t, t.Context(), s, w, Options{})
+		if err := endsWith(t, ended, "slow"); !errors.Is(err, ErrSlow) {
+			t.Fatalf("onEnd(%v), want ErrSlow", err)
+		}
+	})
 }
