@@ -57,19 +57,10 @@ func TestDetachedDeliversAndEndsOnHangup(t *testing.T) {
 		h := newHistory()
 		s := New([]string{"a:1"}, h, podLimits(t), zap.NewNop())
 		w, rec := m.client()
-		opts := Options{Expiry: time.Now().Add(time.Hour), MaxAge: time.Hour}
-		if err := s.Begin(t.Context(), w, opts); err != nil {
-			t.Fatal(err)
-		}
-		s.Push(h.add("a:1", 7, 1)) // between Begin and Start: taken by the first round
 		ctx, hangUp := context.WithCancel(t.Context())
-		d := s.Detach(ctx, opts)
-		unwatch := context.AfterFunc(ctx, d.Hangup)
-		ended := make(chan error, 2)
-		d.Start(func(err error) {
-			unwatch()
-			ended <- err
-		})
+		opts := begin(t, ctx, s, w, Options{})
+		s.Push(h.add("a:1", 7, 1)) // between Begin and Start: taken by the first round
+		d, ended := detach(ctx, s, opts)
 		for seq := uint64(2); seq <= 50; seq++ {
 			s.Push(h.add("a:1", 7, seq))
 		}
@@ -205,11 +196,7 @@ func TestDetachedWakesBeforeStartWaitForIt(t *testing.T) {
 		h := newHistory()
 		s := New([]string{"a:1"}, h, podLimits(t), zap.NewNop())
 		w, _ := m.client()
-		opts := Options{Expiry: time.Now().Add(time.Hour), MaxAge: time.Hour}
-		if err := s.Begin(t.Context(), w, opts); err != nil {
-			t.Fatal(err)
-		}
-		d := s.Detach(t.Context(), opts)
+		d := s.Detach(t.Context(), begin(t, t.Context(), s, w, Options{}))
 		s.Push(h.add("a:1", 7, 1))
 		d.Hangup()
 		d.Wake()

@@ -152,9 +152,15 @@ func eachMode(t *testing.T, test func(t *testing.T, m mode)) {
 }
 
 // start runs s as the handler does: Begin, Detach, the client's hang-up
-// when ctx ends, Start. Options default to an hour of expiry and age. The
-// channel receives onEnd's error, after the hang-up watch was stopped.
+// when ctx ends, Start (begin, then detach).
 func start(t *testing.T, ctx context.Context, s *Stream, w http.ResponseWriter, opts Options) (*Detached, <-chan error) {
+	t.Helper()
+	return detach(ctx, s, begin(t, ctx, s, w, opts))
+}
+
+// begin calls Begin with opts, whose expiry and age default to an hour,
+// and returns them.
+func begin(t *testing.T, ctx context.Context, s *Stream, w http.ResponseWriter, opts Options) Options {
 	t.Helper()
 	if opts.Expiry.IsZero() {
 		opts.Expiry = time.Now().Add(time.Hour)
@@ -165,6 +171,13 @@ func start(t *testing.T, ctx context.Context, s *Stream, w http.ResponseWriter, 
 	if err := s.Begin(ctx, w, opts); err != nil {
 		t.Fatal(err)
 	}
+	return opts
+}
+
+// detach detaches s after begin, registers its client's hang-up on ctx's
+// end and starts it. The channel receives onEnd's error, after the
+// hang-up watch was stopped.
+func detach(ctx context.Context, s *Stream, opts Options) (*Detached, <-chan error) {
 	d := s.Detach(ctx, opts)
 	unwatch := context.AfterFunc(ctx, d.Hangup)
 	ended := make(chan error, 2)
