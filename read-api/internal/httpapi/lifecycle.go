@@ -39,14 +39,14 @@ func (l *lifecycle) run(c *gin.Context, hc *hijacked, opts stream.Options) {
 		ctx, w, l.conn = context.Background(), hc, hc.conn
 	}
 	if err := l.s.Begin(ctx, w, opts); err != nil {
-		l.setOutcome(c, hc, "stream ended during its replay")
+		setOutcome(c, hc, "stream ended during its replay")
 		l.end(err)
 		return
 	}
 	d := l.s.Detach(ctx, opts)
 	l.watch(ctx, d)
 	// Read before Start: from then on the stream's rounds write to hc.
-	l.setOutcome(c, hc, "streaming")
+	setOutcome(c, hc, "streaming")
 	if hc != nil {
 		d.Start(l.end)
 		return
@@ -76,7 +76,7 @@ func (l *lifecycle) watch(ctx context.Context, d *stream.Detached) {
 
 // setOutcome tells the access log what the client of a hijacked
 // connection got; net/http's writer tells it for the others.
-func (l *lifecycle) setOutcome(c *gin.Context, hc *hijacked, note string) {
+func setOutcome(c *gin.Context, hc *hijacked, note string) {
 	if hc != nil {
 		httpserver.SetOutcome(c, httpserver.Outcome{Status: hc.status, Bytes: hc.written, Note: note})
 	}
