@@ -8,10 +8,24 @@ import (
 	"notify/pkg/redistest"
 )
 
-func newRecords(t *testing.T, r *redistest.Server) (*IdempotencyRecords, Keys) {
+// newRecords is the records of a fresh key prefix, and the name of the
+// record of publisher "svc" and key "k".
+func newRecords(t *testing.T, r *redistest.Server) (*IdempotencyRecords, Keys, string) {
 	t.Helper()
 	keys := Keys{Prefix: fmt.Sprintf("t%d:", time.Now().UnixNano())}
-	return NewIdempotencyRecords(r.Client(), keys), keys
+	return NewIdempotencyRecords(r.Client(), keys), keys, keys.Idempotency("svc", "k")
+}
+
+// wantHourRecord checks that name holds value and expires within the hour
+// a claim gave it.
+func wantHourRecord(t *testing.T, r *redistest.Server, name, value string) {
+	t.Helper()
+	if v, _ := r.Client().Get(t.Context(), name).Result(); v != value {
+		t.Fatalf("stored %q, want %q", v, value)
+	}
+	if ttl := r.Client().PTTL(t.Context(), name).Val(); ttl <= time.Hour-time.Minute || ttl > time.Hour {
+		t.Fatalf("TTL %s, want the claim's hour", ttl)
+	}
 }
 
 // A claim stores the record with its TTL; a second one gets the first
@@ -19,7 +33,7 @@ func newRecords(t *testing.T, r *redistest.Server) (*IdempotencyRecords, Keys) {
 func TestRecordsClaim(t *testing.T) {
 	t.Parallel()
 	r := redistest.Start(t)
-	recs, keys := newRecords(t, r)
+	recs, _, name := newRecords(t, r)
 	ctx := t.Context()
 	held, claimed, err := recs.Claim(ctx, "svc", "k", []byte("first"), time.Hour)
 	if err != nil || !claimed || held != nil {
@@ -29,13 +43,7 @@ func TestRecordsClaim(t *testing.T) {
 	if err != nil || claimed || string(held) != "first" {
 		t.Fatalf("second claim: %q %v %v, want the first record", held, claimed, err)
 	}
-	name := keys.Idempotency("svc", "k")
-	if v, _ := r.Client().Get(ctx, name).Result(); v != "first" {
-		t.Fatalf("stored %q after the second claim", v)
-	}
-	if ttl := r.Client().PTTL(ctx, name).Val(); ttl <= time.Hour-time.Minute || ttl > time.Hour {
-		t.Fatalf("TTL %s, want the first claim's hour", ttl)
-	}
+	wantHourRecord(t, r, name, "first")
 	// Another publisher, or another key, is another record.
 	for _, pk := range [][2]string{{"other", "k"}, {"svc", "k2"}} {
 		if _, claimed, err := recs.Claim(ctx, pk[0], pk[1], []byte("x"), time.Hour); err != nil || !claimed {
@@ -48,9 +56,8 @@ func TestRecordsClaim(t *testing.T) {
 func TestRecordsReplace(t *testing.T) {
 	t.Parallel()
 	r := redistest.Start(t)
-	recs, keys := newRecords(t, r)
+	recs, _, name := newRecords(t, r)
 	ctx := t.Context()
-	name := keys.Idempotency("svc", "k")
 	if ok, err := recs.Replace(ctx, "svc", "k", []byte("a"), []byte("b")); err != nil || ok {
 		t.Fatalf("replace without a record: %v %v", ok, err)
 	}
@@ -69,12 +76,7 @@ func TestRecordsReplace(t *testing.T) {
 	if ok, err := recs.Replace(ctx, "svc", "k", []byte("a"), []byte("c")); err != nil || ok {
 		t.Fatalf("second replace of the same record: %v %v", ok, err)
 	}
-	if v := r.Client().Get(ctx, name).Val(); v != "b" {
-		t.Fatalf("stored %q, want b", v)
-	}
-	if ttl := r.Client().PTTL(ctx, name).Val(); ttl <= time.Hour-time.Minute || ttl > time.Hour {
-		t.Fatalf("TTL %s after replace, want the claim's", ttl)
-	}
+	wantHourRecord(t, r, name, "b")
 }
 
 // Update overwrites a record and keeps its expiry, and does not recreate
@@ -82,21 +84,15 @@ func TestRecordsReplace(t *testing.T) {
 func TestRecordsUpdate(t *testing.T) {
 	t.Parallel()
 	r := redistest.Start(t)
-	recs, keys := newRecords(t, r)
+	recs, keys, name := newRecords(t, r)
 	ctx := t.Context()
-	name := keys.Idempotency("svc", "k")
 	if _, _, err := recs.Claim(ctx, "svc", "k", []byte("a"), time.Hour); err != nil {
 		t.Fatal(err)
 	}
 	if err := recs.Update(ctx, "svc", "k", []byte("done")); err != nil {
 		t.Fatal(err)
 	}
-	if v := r.Client().Get(ctx, name).Val(); v != "done" {
-		t.Fatalf("stored %q, want done", v)
-	}
-	if ttl := r.Client().PTTL(ctx, name).Val(); ttl <= time.Hour-time.Minute || ttl > time.Hour {
-		t.Fatalf("TTL %s after update, want the claim's", ttl)
-	}
+	wantHourRecord(t, r, name, "done")
 	if err := recs.Update(ctx, "svc", "gone", []byte("done")); err != nil {
 		t.Fatal(err)
 	}
@@ -109,12 +105,11 @@ func TestRecordsUpdate(t *testing.T) {
 func TestRecordsExpire(t *testing.T) {
 	t.Parallel()
 	r := redistest.Start(t)
-	recs, keys := newRecords(t, r)
+	recs, _, name := newRecords(t, r)
 	ctx := t.Context()
 	if _, _, err := recs.Claim(ctx, "svc", "k", []byte("a"), 50*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
-	name := keys.Idempotency("svc", "k")
 	for deadline := time.Now().Add(5 * time.Second); r.Client().Exists(ctx, name).Val() != 0; {
 		if time.Now().After(deadline) {
 			t.Fatal("record still there 5 s after its 50 ms TTL")
@@ -130,7 +125,7 @@ func TestRecordsExpire(t *testing.T) {
 func TestRecordsRedisDown(t *testing.T) {
 	t.Parallel()
 	r := redistest.Start(t)
-	recs, _ := newRecords(t, r)
+	recs, _, _ := newRecords(t, r)
 	r.Kill()
 	ctx := t.Context()
 	if _, claimed, err := recs.Claim(ctx, "svc", "k", []byte("a"), time.Hour); err == nil || claimed {
