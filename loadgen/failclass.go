@@ -98,6 +98,15 @@ func (f *failures) snapshot() map[string]int64 {
 	return maps.Clone(f.n)
 }
 
+// failedAttempts is n for the results file: {} rather than null when no
+// attempt failed.
+func failedAttempts(n map[string]int64) map[string]int64 {
+	if n == nil {
+		return map[string]int64{}
+	}
+	return n
+}
+
 // failureNote lists the classes, most frequent first, and their total.
 func failureNote(n map[string]int64) (int64, string) {
 	classes := slices.Collect(maps.Keys(n))
