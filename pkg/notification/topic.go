@@ -1,6 +1,8 @@
 // Package notification holds Notify's domain types: topics, notification
-// envelopes, positions in a topic's history, and their wire formats. It
-// imports only the standard library so every other package can depend on it.
+// envelopes, positions in a topic's history, pages of it, and their wire
+// formats, with the subscription a bus hands back. Core packages declare
+// their needs in these types and pkg/redisbus implements them. It imports
+// only the standard library and google/uuid, so every package can use it.
 package notification
 
 import (

@@ -11,21 +11,9 @@ import (
 	"notify/pkg/notification"
 )
 
-// HistoryPage is one page of a topic's history, newest first, read in one
-// atomic step with the topic's position.
-type HistoryPage struct {
-	Head   notification.Position  // the topic's position (zero: no events)
-	Events []notification.Message // newest first, at most the limit asked for
-	More   bool                   // older events are stored
-	// BeforeLink is the link of the event at the page's upper bound, when
-	// one was asked for and it is stored (0 otherwise): the reader checks
-	// it against its cursor to tell a rewritten history.
-	BeforeLink uint32
-}
-
 // Newest reads up to limit events of topic older than before (all when
 // before is 0), newest first, with the topic's position, in one MULTI.
-func (h *History) Newest(ctx context.Context, topic string, before uint64, limit int) (HistoryPage, error) {
+func (h *History) Newest(ctx context.Context, topic string, before uint64, limit int) (notification.HistoryPage, error) {
 	end := "+"
 	count := int64(limit) + 1 // one more tells whether older events exist
 	if before > 0 {
@@ -40,12 +28,12 @@ func (h *History) Newest(ctx context.Context, topic string, before uint64, limit
 		return nil
 	})
 	if err != nil && !errors.Is(err, redis.Nil) {
-		return HistoryPage{}, fmt.Errorf("redisbus: read history of %s: %w", topic, err)
+		return notification.HistoryPage{}, fmt.Errorf("redisbus: read history of %s: %w", topic, err)
 	}
-	var p HistoryPage
+	var p notification.HistoryPage
 	vals := meta.Val()
 	if len(vals) != 3 {
-		return HistoryPage{}, fmt.Errorf("redisbus: read history of %s: %w: meta reply %v", topic, notification.ErrBadMessage, vals)
+		return notification.HistoryPage{}, fmt.Errorf("redisbus: read history of %s: %w: meta reply %v", topic, notification.ErrBadMessage, vals)
 	}
 	epoch, _ := vals[0].(string)
 	seq, _ := vals[1].(string)
@@ -57,11 +45,11 @@ func (h *History) Newest(ctx context.Context, topic string, before uint64, limit
 		p.Head.Link, err = notification.ParseLink(link)
 	}
 	if err != nil {
-		return HistoryPage{}, fmt.Errorf("redisbus: read history of %s: %w", topic, err)
+		return notification.HistoryPage{}, fmt.Errorf("redisbus: read history of %s: %w", topic, err)
 	}
 	msgs, err := decodeRange(rangeQuery{topic: topic, epoch: p.Head.Epoch}, entries.Val())
 	if err != nil {
-		return HistoryPage{}, fmt.Errorf("redisbus: read history of %s: %w", topic, err)
+		return notification.HistoryPage{}, fmt.Errorf("redisbus: read history of %s: %w", topic, err)
 	}
 	if before > 0 && len(msgs) > 0 && msgs[0].Pos.Seq == before {
 		p.BeforeLink = msgs[0].Pos.Link

@@ -65,13 +65,13 @@ func (p *probe) run(ctx context.Context, sh *shard) {
 			case <-p.answer:
 			case <-pctx.Done():
 				if ctx.Err() == nil {
-					sh.s.stats.ProbeTimeouts.Add(1)
+					sh.s.stats.probeTimeouts.Add(1)
 					sh.s.log.Warn("pub/sub connection is deaf to its own probe; reconnecting", zap.Int("partition", sh.part))
 					sh.reconnect()
 				}
 			}
 		} else if ctx.Err() == nil {
-			sh.s.stats.ProbeErrors.Add(1)
+			sh.s.stats.probeErrors.Add(1)
 			sh.s.log.Debug("probe publish failed", zap.Error(err))
 		}
 		cancel()

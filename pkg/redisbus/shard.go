@@ -120,7 +120,7 @@ func (sh *shard) read(ctx context.Context, h Handler) {
 				continue // replaced by reconnect
 			}
 			sh.lastErr.Store(&err)
-			sh.s.stats.ReadErrors.Add(1)
+			sh.s.stats.readErrors.Add(1)
 			sh.s.log.Warn("redis pub/sub read failed; reconnecting", zap.Int("partition", sh.part), zap.Error(err))
 			if moved(err) {
 				// The connection is on a node that does not own the slot
@@ -153,7 +153,7 @@ func (sh *shard) read(ctx context.Context, h Handler) {
 			case "subscribe", "ssubscribe":
 				if !sh.s.confirm(m.Channel) {
 					if t, ok := sh.s.keys.TopicOf(m.Channel); ok {
-						sh.s.stats.Resubscribed.Add(1)
+						sh.s.stats.resubscribed.Add(1)
 						h.Resubscribed(t)
 					}
 				}

@@ -3,7 +3,6 @@ package redisbus
 import (
 	"context"
 	_ "embed"
-	"errors"
 	"fmt"
 	"strconv"
 
@@ -24,11 +23,6 @@ const (
 	statePageKeys  = 500
 	statePageBytes = 1 << 20
 )
-
-// ErrStateMoved is returned when a topic's history was lost or rewritten
-// while its state was being read in pages: what was read belongs to no
-// single position.
-var ErrStateMoved = errors.New("state changed epoch while it was read")
 
 // State reads topics' keyed state.
 type State struct {
@@ -92,7 +86,7 @@ func (s *State) Read(ctx context.Context, topic string, fn func([]notification.M
 			return pos, err
 		}
 		if p.Pos.Epoch != pos.Epoch || p.Pos.Seq < pos.Seq || p.Pos.Seq == pos.Seq && p.Pos.Link != pos.Link {
-			return pos, fmt.Errorf("redisbus: read state of %s: %w", topic, ErrStateMoved)
+			return pos, fmt.Errorf("redisbus: read state of %s: %w", topic, notification.ErrStateMoved)
 		}
 	}
 }

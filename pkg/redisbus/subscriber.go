@@ -43,20 +43,32 @@ type Subscriber struct {
 	shards  map[int]*shard             // partition (always 0 unless sharded) → connection
 	run     *runState                  // set once Run has started
 
-	stats SubscriberStats
+	stats subscriberStats
 }
 
-// SubscriberStats count what went wrong with the pub/sub connections;
+// subscriberStats count what went wrong with the pub/sub connections;
 // read-api exports them.
-type SubscriberStats struct {
-	ReadErrors    atomic.Int64 // reads that failed: the connection was lost
-	Resubscribed  atomic.Int64 // topics subscribed again after a reconnect (each is checked against history)
-	ProbeTimeouts atomic.Int64 // probes not heard back: the connection was replaced
-	ProbeErrors   atomic.Int64 // probes that could not be published
+type subscriberStats struct {
+	readErrors    atomic.Int64 // reads that failed: the connection was lost
+	resubscribed  atomic.Int64 // topics subscribed again after a reconnect (each is checked against history)
+	probeTimeouts atomic.Int64 // probes not heard back: the connection was replaced
+	probeErrors   atomic.Int64 // probes that could not be published
 }
 
-// Stats are the subscriber's counters.
-func (s *Subscriber) Stats() *SubscriberStats { return &s.stats }
+// ReadErrors counts failed reads on a pub/sub connection: the connection
+// was lost.
+func (s *Subscriber) ReadErrors() int64 { return s.stats.readErrors.Load() }
+
+// Resubscribes counts topics subscribed again after a reconnect; each is
+// checked against history.
+func (s *Subscriber) Resubscribes() int64 { return s.stats.resubscribed.Load() }
+
+// ProbeTimeouts counts self-probes not heard back: the connection was
+// replaced.
+func (s *Subscriber) ProbeTimeouts() int64 { return s.stats.probeTimeouts.Load() }
+
+// ProbeErrors counts self-probes that could not be published.
+func (s *Subscriber) ProbeErrors() int64 { return s.stats.probeErrors.Load() }
 
 type runState struct {
 	ctx context.Context
@@ -77,27 +89,29 @@ func NewSubscriber(client redis.UniversalClient, keys Keys, sharded bool, log *z
 // ErrSubscribe is wrapped when Redis did not confirm a subscription.
 var ErrSubscribe = errors.New("subscribe not confirmed")
 
-// Pending is a subscription sent to Redis and not yet confirmed.
-type Pending struct {
+// pending is a subscription sent to Redis and not yet confirmed.
+type pending struct {
 	s        *Subscriber
 	channels []string
 	waits    []chan struct{}
 }
 
 // Subscribe sends SUBSCRIBE for topics and returns at once; Wait on the
-// result to know when Redis has confirmed. Sending and waiting are apart so
-// callers can order their SUBSCRIBE and UNSUBSCRIBE writes under their own
-// lock without holding it for a round trip.
-func (s *Subscriber) Subscribe(ctx context.Context, topics ...string) (*Pending, error) {
+// result to know when Redis has confirmed.
+func (s *Subscriber) Subscribe(ctx context.Context, topics ...string) (notification.Subscription, error) {
 	channels := make([]string, len(topics))
 	for i, t := range topics {
 		channels[i] = s.keys.Channel(t)
 	}
-	return s.subscribe(ctx, channels)
+	p, err := s.subscribe(ctx, channels)
+	if err != nil {
+		return nil, err // a nil interface, not one holding a nil *pending
+	}
+	return p, nil
 }
 
-func (s *Subscriber) subscribe(ctx context.Context, channels []string) (*Pending, error) {
-	p := &Pending{s: s, channels: channels, waits: make([]chan struct{}, len(channels))}
+func (s *Subscriber) subscribe(ctx context.Context, channels []string) (*pending, error) {
+	p := &pending{s: s, channels: channels, waits: make([]chan struct{}, len(channels))}
 	s.mu.Lock()
 	for i, ch := range channels {
 		p.waits[i] = make(chan struct{})
@@ -115,7 +129,7 @@ func (s *Subscriber) subscribe(ctx context.Context, channels []string) (*Pending
 
 // Wait returns once Redis has confirmed every topic: from then on every
 // publish to them is delivered.
-func (p *Pending) Wait(ctx context.Context) error {
+func (p *pending) Wait(ctx context.Context) error {
 	for _, w := range p.waits {
 		select {
 		case <-w:

@@ -1,8 +1,6 @@
 package app
 
 import (
-	"context"
-
 	"notify/pkg/redisbus"
 	"notify/read-api/internal/drain"
 	"notify/read-api/internal/httpapi"
@@ -20,19 +18,6 @@ var (
 	_ httpapi.Bus           = (*redisbus.Subscriber)(nil)
 	_ httpapi.HubStats      = (*hub.Hub)(nil)
 	_ httpapi.Drainer       = (*drain.Drain)(nil)
-	_ hub.Bus               = hubBus{}
-	_ hub.Pending           = (*redisbus.Pending)(nil)
+	_ hub.Bus               = (*redisbus.Subscriber)(nil)
 	_ redisbus.Handler      = (*hub.Hub)(nil)
 )
-
-// hubBus is the subscriber as the hub's Bus: the same calls, with the
-// pending subscription as the hub's Pending.
-type hubBus struct{ *redisbus.Subscriber }
-
-func (b hubBus) Subscribe(ctx context.Context, topics ...string) (hub.Pending, error) {
-	p, err := b.Subscriber.Subscribe(ctx, topics...)
-	if err != nil {
-		return nil, err // not a nil *Pending in a non-nil interface
-	}
-	return p, nil
-}

@@ -55,7 +55,7 @@ func New(cfg config.Config, log *zap.Logger) (*App, error) {
 	keys := redisbus.Keys{Prefix: cfg.Redis.KeyPrefix}
 	a := &App{cfg: cfg, log: log, client: client, drain: drain.New()}
 	a.subscriber = redisbus.NewSubscriber(client, keys, sharded, log)
-	a.hub = hub.New(hubBus{a.subscriber}, log)
+	a.hub = hub.New(a.subscriber, log)
 
 	reg := httpserver.NewRegistry()
 	metrics := httpapi.NewMetrics(reg, a.hub, a.subscriber)

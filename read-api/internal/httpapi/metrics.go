@@ -6,7 +6,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"notify/pkg/notification"
-	"notify/pkg/redisbus"
 	"notify/read-api/internal/stream"
 )
 
@@ -44,11 +43,14 @@ type HubStats interface {
 	Delivered() int64
 }
 
-// Bus is the pub/sub side as the metrics see it; redisbus.Subscriber
-// implements it.
+// Bus is the pub/sub side as the metrics see it: its health and its
+// counters of what went wrong, exported as they are read.
 type Bus interface {
-	Stats() *redisbus.SubscriberStats
 	Healthy() error
+	ReadErrors() int64    // failed reads: a connection was lost
+	Resubscribes() int64  // topics subscribed again after a reconnect
+	ProbeTimeouts() int64 // self-probes not heard back
+	ProbeErrors() int64   // self-probes that could not be published
 }
 
 // LagBuckets span a healthy pod (milliseconds) to a pod that has fallen
@@ -102,7 +104,6 @@ func NewMetrics(reg prometheus.Registerer, hub HubStats, bus Bus) *Metrics {
 }
 
 func (m *Metrics) registerBus(reg prometheus.Registerer, bus Bus) {
-	st := bus.Stats()
 	reg.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "notify_read_pubsub_healthy", Help: "1 while every Redis pub/sub connection reads without error, else 0."},
 			func() float64 {
@@ -112,16 +113,16 @@ func (m *Metrics) registerBus(reg prometheus.Registerer, bus Bus) {
 				return 1
 			}),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "notify_read_pubsub_read_errors_total", Help: "Failed reads on a Redis pub/sub connection (connection lost)."},
-			func() float64 { return float64(st.ReadErrors.Load()) }),
+			func() float64 { return float64(bus.ReadErrors()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "notify_read_pubsub_resubscribed_total", Help: "Topics subscribed again after a pub/sub reconnect; each is caught up from history."},
-			func() float64 { return float64(st.Resubscribed.Load()) }))
+			func() float64 { return float64(bus.Resubscribes()) }))
 	for _, p := range []struct {
 		result string
-		n      interface{ Load() int64 }
-	}{{"timeout", &st.ProbeTimeouts}, {"publish_error", &st.ProbeErrors}} {
+		n      func() int64
+	}{{"timeout", bus.ProbeTimeouts}, {"publish_error", bus.ProbeErrors}} {
 		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "notify_read_pubsub_probe_failures_total",
 			Help: "Pub/sub self-probes that failed: timeout (not heard back; the connection was replaced) or publish_error.", ConstLabels: prometheus.Labels{"result": p.result}},
-			func() float64 { return float64(p.n.Load()) }))
+			func() float64 { return float64(p.n()) }))
 	}
 }
 

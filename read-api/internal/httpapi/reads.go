@@ -15,7 +15,6 @@ import (
 	"notify/pkg/auth"
 	"notify/pkg/notification"
 	"notify/pkg/problem"
-	"notify/pkg/redisbus"
 	"notify/read-api/internal/cursor"
 	"notify/read-api/internal/stream"
 )
@@ -30,10 +29,9 @@ const (
 // topic's history was lost or rewritten while it was read in pages.
 const stateReadAttempts = 3
 
-// HistoryReader reads a page of a topic's history, newest first;
-// redisbus.History implements it.
+// HistoryReader reads a page of a topic's history, newest first.
 type HistoryReader interface {
-	Newest(ctx context.Context, topic string, before uint64, limit int) (redisbus.HistoryPage, error)
+	Newest(ctx context.Context, topic string, before uint64, limit int) (notification.HistoryPage, error)
 }
 
 // Reads serves GET /v1/history and GET /v1/state: what a topic was sent,
@@ -138,7 +136,7 @@ func historyParams(r *http.Request, topic string) (limit int, before notificatio
 
 // gone reports whether the history before points into no longer exists:
 // the topic's epoch changed (expiry, data loss) or a failover rewrote it.
-func gone(before notification.Position, page redisbus.HistoryPage) bool {
+func gone(before notification.Position, page notification.HistoryPage) bool {
 	head := page.Head
 	switch {
 	case head.Zero(), head.Epoch != before.Epoch, before.Seq > head.Seq:
@@ -182,7 +180,7 @@ func (h *Reads) readState(c *gin.Context) {
 			resp.Cursor = cursor.Of(topic, pos)
 			break
 		}
-		if !errors.Is(err, redisbus.ErrStateMoved) || attempt == stateReadAttempts {
+		if !errors.Is(err, notification.ErrStateMoved) || attempt == stateReadAttempts {
 			h.fail(c, unavailable(err))
 			return
 		}

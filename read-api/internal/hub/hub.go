@@ -21,15 +21,8 @@ type Bus interface {
 	// Subscribe sends the subscription and returns at once, so the hub
 	// orders its SUBSCRIBE and UNSUBSCRIBE writes under its own lock
 	// without holding it for a round trip.
-	Subscribe(ctx context.Context, topics ...string) (Pending, error)
+	Subscribe(ctx context.Context, topics ...string) (notification.Subscription, error)
 	Unsubscribe(ctx context.Context, topics ...string) error
-}
-
-// Pending is a subscription sent and not yet confirmed.
-type Pending interface {
-	// Wait returns once every topic is confirmed: from then on every
-	// publish to them is delivered.
-	Wait(ctx context.Context) error
 }
 
 const shardCount = 64
@@ -153,7 +146,7 @@ func (h *Hub) subscribe(ctx context.Context, topics []string, entries []*entry) 
 		}
 		s.mu.RUnlock()
 	}
-	var pending Pending
+	var pending notification.Subscription
 	var err error
 	if len(live) > 0 {
 		pending, err = h.bus.Subscribe(ctx, live...)

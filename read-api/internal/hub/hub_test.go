@@ -28,7 +28,7 @@ func newFakeBus() *fakeBus {
 	return &fakeBus{subscribes: map[string]int{}, unsubAt: map[string][]time.Time{}}
 }
 
-func (b *fakeBus) Subscribe(_ context.Context, topics ...string) (Pending, error) {
+func (b *fakeBus) Subscribe(_ context.Context, topics ...string) (notification.Subscription, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, t := range topics {
@@ -41,17 +41,6 @@ func (b *fakeBus) Subscribe(_ context.Context, topics ...string) (Pending, error
 type confirmed struct{}
 
 func (confirmed) Wait(context.Context) error { return nil }
-
-// redisBus is a real subscriber as the hub's Bus.
-type redisBus struct{ *redisbus.Subscriber }
-
-func (b redisBus) Subscribe(ctx context.Context, topics ...string) (Pending, error) {
-	p, err := b.Subscriber.Subscribe(ctx, topics...)
-	if err != nil {
-		return nil, err
-	}
-	return p, nil
-}
 
 func (b *fakeBus) Unsubscribe(_ context.Context, topics ...string) error {
 	b.mu.Lock()
@@ -105,7 +94,7 @@ func TestJoinWaitsForConfirmation(t *testing.T) {
 	r := redistest.Start(t)
 	keys := redisbus.Keys{Prefix: "hubtest:"}
 	sub := redisbus.NewSubscriber(r.Client(), keys, false, zap.NewNop())
-	h := New(redisBus{sub}, zap.NewNop())
+	h := New(sub, zap.NewNop())
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 

@@ -20,7 +20,11 @@ import (
 	"notify/write-api/internal/ingest"
 )
 
-var _ ingest.Bus = (*redisbus.Publisher)(nil)
+// The implementations of what ingest declares, checked when it compiles.
+var (
+	_ ingest.Bus             = (*redisbus.Publisher)(nil)
+	_ ingest.IdempotencyKeys = redisbus.Keys{}
+)
 
 // App is a configured write-api, ready to Run.
 type App struct {

@@ -10,7 +10,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"notify/pkg/problem"
-	"notify/pkg/redisbus"
 )
 
 // IdempotencyTTL is how long a key is remembered.
@@ -29,12 +28,18 @@ const leaseTime = RedisTimeout + RetryAfter
 // same durability and failover behaviour.
 type Idempotency struct {
 	client redis.UniversalClient
-	keys   redisbus.Keys
+	keys   IdempotencyKeys
 	now    func() time.Time
 }
 
+// IdempotencyKeys names the Redis key of a publisher's idempotency record,
+// in the key layout the bus shares with it.
+type IdempotencyKeys interface {
+	Idempotency(publisher, key string) string
+}
+
 // NewIdempotency wraps a client.
-func NewIdempotency(client redis.UniversalClient, keys redisbus.Keys) *Idempotency {
+func NewIdempotency(client redis.UniversalClient, keys IdempotencyKeys) *Idempotency {
 	return &Idempotency{client: client, keys: keys, now: time.Now}
 }
 
