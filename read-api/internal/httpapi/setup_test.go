@@ -110,7 +110,7 @@ func startHandler(t *testing.T, r *redistest.Server, limits Limits) (*Handler, s
 	log := zap.NewNop()
 	keys := redisbus.Keys{Prefix: "httpapitest:"}
 	sub := redisbus.NewSubscriber(r.Client(), keys, false, log)
-	hb := hub.New(hubBus{sub}, log)
+	hb := hub.New(sub, log)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { _ = sub.Run(ctx, hb); close(done) }()
@@ -147,17 +147,6 @@ func streamRequest(t *testing.T, base, subject string) *http.Request {
 	}
 	req.Header.Set("Authorization", "Bearer "+tok)
 	return req
-}
-
-// hubBus is the subscriber as the hub's Bus.
-type hubBus struct{ *redisbus.Subscriber }
-
-func (b hubBus) Subscribe(ctx context.Context, topics ...string) (hub.Pending, error) {
-	p, err := b.Subscriber.Subscribe(ctx, topics...)
-	if err != nil {
-		return nil, err
-	}
-	return p, nil
 }
 
 func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
