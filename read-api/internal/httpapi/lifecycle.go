@@ -21,8 +21,10 @@ type lifecycle struct {
 	topics  []string
 	subject string
 	release func() // the drain's registration
-	conn    net.Conn
-	unwatch func() // the hang-up watch; nil if the watch failed
+	// setupDone gives back the setup slot once the replay is written.
+	setupDone func()
+	conn      net.Conn
+	unwatch   func() // the hang-up watch; nil if the watch failed
 }
 
 // detach writes the response head and the replay on the handler's
@@ -31,13 +33,14 @@ type lifecycle struct {
 func (l *lifecycle) detach(c *gin.Context, hc *hijacked, opts stream.Options) {
 	// History reads are bounded by the Redis client's own timeouts, writes
 	// by the stream's write deadline.
-	if err := l.s.Begin(context.Background(), hc, opts); err != nil {
+	err := l.s.Begin(context.Background(), hc, opts)
+	l.setupDone()
+	if err != nil {
 		httpserver.SetOutcome(c, httpserver.Outcome{Status: hc.status, Bytes: hc.written, Note: "stream ended during its replay"})
 		l.end(err)
 		return
 	}
 	d := l.s.Detach(context.Background(), opts)
-	var err error
 	if l.unwatch, err = l.h.hangups.Watch(l.conn, d.Hangup); err != nil {
 		l.h.log.Warn("stream without hang-up watch", zap.Error(err)) // it still ends on its first failed write
 	}
