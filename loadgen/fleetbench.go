@@ -281,7 +281,7 @@ func (b *fleetBench) run() error {
 	b.details["run"] = map[string]any{"accepted": accepted, "publish_errors": pubErrs, "publish_missed": missed, "publish_retried": retried,
 		"deliveries": deliveries, "read_cpu_s": readCPU, "redis_cpu_s": redisCPU, "wall_s": wall, "peak_read_rss_mib": mib(peakRSS),
 		"per_pod_before": before, "per_pod_rollout_start": countsRolloutStart, "per_pod_after": after, "verify": ver.FleetReply,
-		"unexpected_ends": ver.Unexpected, "reconnects": ver.Reconnects, "refused_attempts": ver.Refused, "resets": ver.Resets}
+		"unexpected_ends": ver.Unexpected, "reconnects": ver.Reconnects, "failed_attempts": failedAttempts(ver.Failures), "resets": ver.Resets}
 	phases := map[string]any{}
 	for _, ph := range []struct {
 		name     string

@@ -71,6 +71,9 @@ func (b *fleetBench) table(open Reply, openSec float64, rss, peakRSS int64, befo
 	}
 	add(Row{Scenario: sc, Metric: "streams back after SIGTERM, worst pod", Unit: "s", Notify: worst,
 		Target: fmt.Sprintf("≤ %.0f s", backTarget), Met: bptr(ok && worst <= backTarget), Note: note})
+	failed, classes := failureNote(ver.Failures)
+	add(Row{Scenario: sc, Metric: "failed connect attempts", Unit: "n", Notify: float64(failed),
+		Note: "by class: " + classes + fmt.Sprintf("; %d reconnects", ver.Reconnects)})
 	add(Row{Scenario: sc, Metric: "streams per pod, before rollout", Unit: "n", Notify: float64(maxCount(before)), Note: "max; " + counts(before)})
 	add(Row{Scenario: sc, Metric: "streams per pod, after rollout", Unit: "n", Notify: float64(maxCount(after)), Note: "max; " + counts(after)})
 	steady, roll := phases["steady"].(map[string]any), phases["rollout"].(map[string]any)

@@ -35,18 +35,18 @@ type FleetOpen struct {
 
 // FleetReply is what fleet streams add to a worker's reply.
 type FleetReply struct {
-	LatB        HistSnap        `json:"lat_b,omitempty"` // broadcast publish→receive
-	PodStats    map[int]PodStat `json:"pod_stats,omitempty"`
-	Reconnects  int64           `json:"reconnects,omitempty"`
-	Refused     int64           `json:"refused,omitempty"`      // connect attempts that failed (503, refused)
-	Unexpected  int64           `json:"unexpected,omitempty"`   // streams ended by a pod still in the Service
-	Snapshots   int64           `json:"snapshots,omitempty"`    // stream.synced received
-	SnapBad     int64           `json:"snap_bad,omitempty"`     // a fresh snapshot without every key, or one on a resume
-	Unknown     int64           `json:"unknown,omitempty"`      // events of a topic the stream does not have
-	Lost        int64           `json:"lost,omitempty"`         // verify: gaps and events missing at the end
-	Unaccounted int64           `json:"unaccounted,omitempty"`  // verify: events beyond the last one accepted
-	NoCursor    int64           `json:"no_cursor,omitempty"`    // reconnects without a cursor (none received yet)
-	StreamsLost int64           `json:"streams_lost,omitempty"` // verify: streams missing at least one event
+	LatB        HistSnap         `json:"lat_b,omitempty"` // broadcast publish→receive
+	PodStats    map[int]PodStat  `json:"pod_stats,omitempty"`
+	Reconnects  int64            `json:"reconnects,omitempty"`
+	Failures    map[string]int64 `json:"failures,omitempty"`     // connect attempts that failed, by class (failclass.go)
+	Unexpected  int64            `json:"unexpected,omitempty"`   // streams ended by a pod still in the Service
+	Snapshots   int64            `json:"snapshots,omitempty"`    // stream.synced received
+	SnapBad     int64            `json:"snap_bad,omitempty"`     // a fresh snapshot without every key, or one on a resume
+	Unknown     int64            `json:"unknown,omitempty"`      // events of a topic the stream does not have
+	Lost        int64            `json:"lost,omitempty"`         // verify: gaps and events missing at the end
+	Unaccounted int64            `json:"unaccounted,omitempty"`  // verify: events beyond the last one accepted
+	NoCursor    int64            `json:"no_cursor,omitempty"`    // reconnects without a cursor (none received yet)
+	StreamsLost int64            `json:"streams_lost,omitempty"` // verify: streams missing at least one event
 }
 
 // PodStat is one pod's streams as the workers saw them.
@@ -76,7 +76,12 @@ func (r *FleetReply) merge(o FleetReply) {
 		r.PodStats[id] = q
 	}
 	r.Reconnects += o.Reconnects
-	r.Refused += o.Refused
+	for c, n := range o.Failures {
+		if r.Failures == nil {
+			r.Failures = map[string]int64{}
+		}
+		r.Failures[c] += n
+	}
 	r.Unexpected += o.Unexpected
 	r.Snapshots += o.Snapshots
 	r.SnapBad += o.SnapBad
@@ -117,7 +122,8 @@ type fleetState struct {
 	mu   sync.Mutex
 	pods map[int]*PodStat
 
-	reconnects, refused, unexpected, snapshots, snapBad, unknown, noCursor atomic.Int64
+	reconnects, unexpected, snapshots, snapBad, unknown, noCursor atomic.Int64
+	failures                                                      failures
 }
 
 var errDropping = errors.New("loadgen: dropping")
@@ -178,7 +184,7 @@ func (w *worker) connectFleet(s *lstream, gen int) error {
 		}
 		conn, br, err := w.request(s, ep.URL, gen)
 		if err != nil {
-			w.fleet.refused.Add(1)
+			w.fleet.failures.add(err)
 			return err
 		}
 		w.connMu.Lock()
@@ -382,7 +388,7 @@ func (f *fleetState) noteBack(id int, ended, back time.Time) {
 
 func (f *fleetState) stats() FleetReply {
 	r := FleetReply{LatB: f.latB.Snapshot(), PodStats: map[int]PodStat{},
-		Reconnects: f.reconnects.Load(), Refused: f.refused.Load(), Unexpected: f.unexpected.Load(),
+		Reconnects: f.reconnects.Load(), Failures: f.failures.snapshot(), Unexpected: f.unexpected.Load(),
 		Snapshots: f.snapshots.Load(), SnapBad: f.snapBad.Load(), Unknown: f.unknown.Load(), NoCursor: f.noCursor.Load()}
 	f.mu.Lock()
 	for id, p := range f.pods {

@@ -117,7 +117,16 @@ func (s *service) has(id int) bool {
 	return false
 }
 
-// statusError is a pod's answer other than 200 to a stream request.
-type statusError struct{ code int }
+// statusError is a pod's answer other than 200 to a stream request, with
+// its problem's detail.
+type statusError struct {
+	code   int
+	detail string
+}
 
-func (e *statusError) Error() string { return "status " + strconv.Itoa(e.code) }
+func (e *statusError) Error() string {
+	if e.detail == "" {
+		return "status " + strconv.Itoa(e.code)
+	}
+	return "status " + strconv.Itoa(e.code) + ": " + e.detail
+}

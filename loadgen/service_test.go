@@ -52,7 +52,7 @@ func TestServiceSkipsRefusals(t *testing.T) {
 	tried = tried[:0]
 	_, err = s.connect(func(ep Endpoint) error {
 		tried = append(tried, ep.ID)
-		return &statusError{503}
+		return &statusError{code: 503}
 	})
 	if _, ok := errors.AsType[*statusError](err); !ok || len(tried) != 1 {
 		t.Fatalf("got %v after trying %v; want the 503 after one pod", err, tried)

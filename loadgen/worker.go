@@ -280,14 +280,15 @@ func (w *worker) request(s *lstream, base string, gen int) (net.Conn, *bufio.Rea
 		return nil, nil, err
 	}
 	br := bufio.NewReaderSize(conn, 1024)
-	status, _, _, err := readHead(br) // the stream's body lasts until the connection ends
+	status, length, _, err := readHead(br) // the stream's body lasts until the connection ends
 	if err != nil {
 		conn.Close()
 		return nil, nil, err
 	}
 	if status != http.StatusOK {
+		detail := problemDetail(br, length)
 		conn.Close()
-		return nil, nil, &statusError{status}
+		return nil, nil, &statusError{code: status, detail: detail}
 	}
 	_ = conn.SetDeadline(time.Time{})
 	return conn, br, nil

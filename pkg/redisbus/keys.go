@@ -1,6 +1,7 @@
 // Package redisbus is Notify's Redis layer: the atomic publish script
-// (position, history, pub/sub in one step), history reads for replay, and
-// the read pod's interest-based pub/sub subscriber.
+// (position, history, pub/sub in one step), history reads for replay, the
+// read pod's interest-based pub/sub subscriber, and write-api's
+// idempotency records.
 package redisbus
 
 import (

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -132,13 +131,19 @@ func (a *App) ready(ctx context.Context) error {
 // Run serves until ctx ends, then drains: /readyz turns 503, new streams
 // are refused and open ones are closed gradually within DRAIN_TIMEOUT.
 func (a *App) Run(ctx context.Context) error {
-	bg, stopBG := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() { _ = a.subscriber.Run(bg, a.hub) })
-	wg.Go(func() { a.hub.Run(bg) })
+	busCtx, stopBus := context.WithCancel(context.Background())
+	janitorCtx, stopJanitor := context.WithCancel(busCtx)
+	busDone, janitorDone := make(chan struct{}), make(chan struct{})
+	go func() { _ = a.subscriber.Run(busCtx, a.hub); close(busDone) }()
+	go func() { a.hub.Run(janitorCtx); close(janitorDone) }()
 	defer func() {
-		stopBG() // the subscriber closes its connections when it stops
-		wg.Wait()
+		// The hub's janitor first: its last UNSUBSCRIBE must find the
+		// subscriber's connections open. The subscriber closes them when
+		// it stops.
+		stopJanitor()
+		<-janitorDone
+		stopBus()
+		<-busDone
 		a.release()
 	}()
 

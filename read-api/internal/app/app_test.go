@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"maps"
 	"net/http"
 	"runtime"
 	"sync"
@@ -36,15 +35,17 @@ func startAppWithLog(t *testing.T, r *redistest.Server, log *zap.Logger) *App {
 // runApp starts an app; stop shuts it down and waits until Run returned.
 func runApp(t *testing.T, r *redistest.Server, log *zap.Logger) (a *App, stop func()) {
 	t.Helper()
-	return runAppWith(t, r, log, nil)
+	return runAppEnv(t, r, log, nil)
 }
 
-// runAppWith is runApp with settings of its own (env) over the defaults.
-func runAppWith(t *testing.T, r *redistest.Server, log *zap.Logger, env map[string]string) (a *App, stop func()) {
+// runAppEnv is runApp with more settings.
+func runAppEnv(t *testing.T, r *redistest.Server, log *zap.Logger, env map[string]string) (a *App, stop func()) {
 	t.Helper()
-	vars := map[string]string{"REDIS_URL": r.URL(), "JWT_HS256_SECRET": secret, "HTTP_ADDR": "127.0.0.1:0"}
-	maps.Copy(vars, env)
-	cfg, err := config.Load(vars)
+	environ := map[string]string{"REDIS_URL": r.URL(), "JWT_HS256_SECRET": secret, "HTTP_ADDR": "127.0.0.1:0"}
+	for k, v := range env {
+		environ[k] = v
+	}
+	cfg, err := config.Load(environ)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -55,7 +55,7 @@ func (w *plainWriter) received() (status int, contentType string, body []byte) {
 // gauge.
 func TestStreamThroughNetHTTP(t *testing.T) {
 	r := redistest.Start(t)
-	a, stop := runAppWith(t, r, zap.NewNop(), map[string]string{"MAX_CONNECTIONS_PER_SUBJECT": "1"})
+	a, stop := runAppEnv(t, r, zap.NewNop(), map[string]string{"MAX_CONNECTIONS_PER_SUBJECT": "1"})
 	t.Cleanup(stop)
 	tok, err := devtoken.Subscriber(secret, "notifications", "plain", []string{"seller:plain"}, time.Hour)
 	if err != nil {

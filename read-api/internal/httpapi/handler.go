@@ -34,7 +34,10 @@ type Limits struct {
 	MaxTopics            int
 	MaxStreamsPerSubject int
 	MaxConnectionAge     time.Duration
-	Stream               stream.Limits
+	// MaxSetups bounds the streams being set up at once; 0 means
+	// defaultMaxSetups.
+	MaxSetups int
+	Stream    stream.Limits
 }
 
 // Drainer tells whether the pod is draining and when a stream must go.
@@ -53,6 +56,7 @@ type Handler struct {
 	history  stream.History
 	limits   Limits
 	subjects *subjectLimiter
+	setups   *setupLimiter
 	drain    Drainer
 	hangups  hangup.Watcher
 	state    stream.StateReader // nil: snapshot=true is ignored
@@ -78,7 +82,7 @@ type Deps struct {
 func New(d Deps) *Handler {
 	return &Handler{
 		verifier: d.Verifier, hub: d.Hub, history: d.History, state: d.State, limits: d.Limits,
-		subjects: newSubjectLimiter(d.Limits.MaxStreamsPerSubject), drain: d.Drain, hangups: d.Hangups, metrics: d.Metrics, log: d.Log,
+		subjects: newSubjectLimiter(d.Limits.MaxStreamsPerSubject), setups: newSetupLimiter(d.Limits.MaxSetups), drain: d.Drain, hangups: d.Hangups, metrics: d.Metrics, log: d.Log,
 	}
 }
 
@@ -88,12 +92,14 @@ func (h *Handler) Mount(r gin.IRouter) { r.GET("/v1/stream", h.stream) }
 // stream serves one stream request in four steps, each of which answers
 // the client itself when it refuses: admit it, open the stream (hub and
 // positions), take the connection from net/http, and start the stream's
-// lifecycle.
+// lifecycle. From admission to the end of the replay the stream holds a
+// setup slot.
 func (h *Handler) stream(c *gin.Context) {
 	a, ok := h.admit(c)
 	if !ok {
 		return
 	}
+	defer a.setupDone() // start gives it back sooner, after the replay
 	s, ok := h.open(c, a)
 	if !ok {
 		return
@@ -111,15 +117,18 @@ type admission struct {
 	topics   []string
 	subject  string             // the stream keeps this, not the whole claims
 	snapshot stream.StateReader // nil: no snapshot
+	// setupDone gives back the setup slot; idempotent.
+	setupDone func()
 }
 
 // admit refuses the request when the pod drains, the token or parameters
-// are bad, or the subject has too many streams; otherwise the subject's
-// slot is taken and the caller must release it.
+// are bad, the pod sets up too many streams already or the subject has
+// too many streams; otherwise a setup slot and the subject's slot are
+// taken and the caller must give them back.
 func (h *Handler) admit(c *gin.Context) (admission, bool) {
 	r := c.Request
 	if h.drain.Draining() {
-		h.fail(c, &problem.Error{Code: problem.Unavailable, Detail: "this pod is draining; reconnect", RetryAfter: time.Second})
+		h.refuse(c, refusedDraining, &problem.Error{Code: problem.Unavailable, Detail: "this pod is draining; reconnect", RetryAfter: time.Second})
 		return admission{}, false
 	}
 	claims, topics, err := h.authorize(r)
@@ -132,9 +141,15 @@ func (h *Handler) admit(c *gin.Context) (admission, bool) {
 		h.fail(c, err)
 		return admission{}, false
 	}
-	a := admission{claims: claims, topics: topics, subject: claims.Subject, snapshot: snapshot}
+	setupDone, ok := h.setups.acquire()
+	if !ok {
+		h.refuse(c, refusedBusy, &problem.Error{Code: problem.Unavailable, Detail: "this pod is busy starting other streams; reconnect", RetryAfter: time.Second})
+		return admission{}, false
+	}
+	a := admission{claims: claims, topics: topics, subject: claims.Subject, snapshot: snapshot, setupDone: setupDone}
 	if !h.subjects.acquire(a.subject) {
-		h.fail(c, &problem.Error{Code: problem.TooManyRequests, Detail: "too many open streams for this subject", RetryAfter: 5 * time.Second})
+		setupDone()
+		h.refuse(c, refusedSubject, &problem.Error{Code: problem.TooManyRequests, Detail: "too many open streams for this subject", RetryAfter: 5 * time.Second})
 		return admission{}, false
 	}
 	return a, true
@@ -153,7 +168,7 @@ func (h *Handler) open(c *gin.Context, a admission) (*stream.Stream, bool) {
 			c.Abort()
 			return nil, false
 		}
-		h.fail(c, &problem.Error{Code: problem.Unavailable, Detail: "Redis is unavailable; retry later", RetryAfter: time.Second, Err: err})
+		h.refuse(c, refusedUnavailable, &problem.Error{Code: problem.Unavailable, Detail: "Redis is unavailable; retry later", RetryAfter: time.Second, Err: err})
 		return nil, false
 	}
 	return s, true
@@ -184,7 +199,7 @@ func (h *Handler) start(c *gin.Context, s *stream.Stream, a admission, hc *hijac
 	drained, release := h.drain.Register(s.Wake)
 	h.metrics.Connections.Inc()
 	h.metrics.Opened.Inc()
-	l := &lifecycle{h: h, s: s, topics: a.topics, subject: a.subject, release: release}
+	l := &lifecycle{h: h, s: s, topics: a.topics, subject: a.subject, release: release, setupDone: a.setupDone}
 	opts := stream.Options{
 		LastEventID: lastEventID(r),
 		Expiry:      a.claims.ExpiresAt.Time,
@@ -252,6 +267,19 @@ func (h *Handler) authorize(r *http.Request) (*auth.Claims, []string, error) {
 		topics = append(topics, notification.Broadcast)
 	}
 	return claims, topics, nil
+}
+
+// refuse answers a refused stream and counts it by reason. A busy pod's
+// refusals are counted only: in a reconnect storm a line each would flood
+// the log.
+func (h *Handler) refuse(c *gin.Context, reason int, err error) {
+	h.metrics.refused[reason].Inc()
+	if reason == refusedBusy {
+		problem.Write(c.Writer, err)
+		c.Abort()
+		return
+	}
+	h.fail(c, err)
 }
 
 func (h *Handler) fail(c *gin.Context, err error) {

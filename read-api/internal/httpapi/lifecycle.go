@@ -21,9 +21,11 @@ type lifecycle struct {
 	s       *stream.Stream
 	topics  []string
 	subject string
-	release func()   // the drain's registration
-	conn    net.Conn // the hijacked connection; nil when net/http keeps it
-	unwatch func()   // the hang-up watch; nil if the watch failed
+	release func() // the drain's registration
+	// setupDone gives back the setup slot once the replay is written.
+	setupDone func()
+	conn      net.Conn // the hijacked connection; nil when net/http keeps it
+	unwatch   func()   // the hang-up watch; nil if the watch failed
 }
 
 // run writes the response head and the replay on the handler's
@@ -38,7 +40,9 @@ func (l *lifecycle) run(c *gin.Context, hc *hijacked, opts stream.Options) {
 		// writes by the stream's write deadline.
 		ctx, w, l.conn = context.Background(), hc, hc.conn
 	}
-	if err := l.s.Begin(ctx, w, opts); err != nil {
+	err := l.s.Begin(ctx, w, opts)
+	l.setupDone()
+	if err != nil {
 		setOutcome(c, hc, "stream ended during its replay")
 		l.end(err)
 		return

@@ -30,3 +30,36 @@ func (l *subjectLimiter) release(sub string) {
 		delete(l.open, sub)
 	}
 }
+
+// defaultMaxSetups bounds the streams a pod sets up at once. A setup is a
+// Redis round trip or two and a replay; a few hundred at once keep a pod
+// busy while Redis answers, and only a stalled Redis or a reconnect storm
+// fills them.
+const defaultMaxSetups = 256
+
+// setupLimiter caps the streams being set up at once (from admission to
+// the end of the replay): beyond it a request is refused at once rather
+// than held, with its connection and memory, while Redis is slow.
+type setupLimiter struct{ slots chan struct{} }
+
+func newSetupLimiter(max int) *setupLimiter {
+	if max <= 0 {
+		max = defaultMaxSetups
+	}
+	return &setupLimiter{slots: make(chan struct{}, max)}
+}
+
+// acquire takes a slot without waiting; done gives it back and may be
+// called more than once.
+func (l *setupLimiter) acquire() (done func(), ok bool) {
+	select {
+	case l.slots <- struct{}{}:
+	default:
+		return nil, false
+	}
+	var once sync.Once
+	return func() { once.Do(func() { <-l.slots }) }, true
+}
+
+// inSetup is how many streams are being set up.
+func (l *setupLimiter) inSetup() int { return len(l.slots) }

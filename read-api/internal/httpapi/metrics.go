@@ -15,6 +15,7 @@ type Metrics struct {
 	Connections prometheus.Gauge
 	Opened      prometheus.Counter
 	closed      [len(stream.EndReasons)]prometheus.Counter
+	refused     [len(refuseReasons)]prometheus.Counter
 	// Lag is the publish → fan-out lag, for hub.ObserveLag.
 	Lag prometheus.Histogram
 	// Streams is what the pod's streams count, for stream.Limits.Stats.
@@ -22,6 +23,18 @@ type Metrics struct {
 
 	historyReads *prometheus.CounterVec
 }
+
+// Why a stream request is refused before it starts, as indexes of
+// refuseReasons: the pod drains, it sets up too many streams at once, the
+// subject has too many streams, or Redis did not answer in time.
+const (
+	refusedDraining = iota
+	refusedBusy
+	refusedSubject
+	refusedUnavailable
+)
+
+var refuseReasons = [...]string{"draining", "busy", "subject_limit", "unavailable"}
 
 // HubStats are the hub's own counters, exported as they are read.
 type HubStats interface {
@@ -59,12 +72,17 @@ func NewMetrics(reg prometheus.Registerer, hub HubStats, bus Bus) *Metrics {
 	for i, r := range stream.EndReasons {
 		m.closed[i] = closed.WithLabelValues(r)
 	}
+	refused := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "notify_read_streams_refused_total",
+		Help: "Stream requests refused before their stream started (503 or 429), by reason: draining, busy (too many streams being set up at once), subject_limit, unavailable (Redis)."}, []string{"reason"})
+	for i, r := range refuseReasons {
+		m.refused[i] = refused.WithLabelValues(r)
+	}
 	for _, kind := range []string{"positions", "range", "state"} {
 		for _, outcome := range []string{"ok", "error"} {
 			m.historyReads.WithLabelValues(kind, outcome)
 		}
 	}
-	reg.MustRegister(m.Connections, m.Opened, closed, m.Lag, m.historyReads,
+	reg.MustRegister(m.Connections, m.Opened, closed, refused, m.Lag, m.historyReads,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "notify_read_topics_subscribed", Help: "Topics this pod holds in Redis pub/sub."},
 			func() float64 { return float64(hub.Subscribed()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "notify_read_bus_messages_total", Help: "Messages this pod read from Redis pub/sub."},

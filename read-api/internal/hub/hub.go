@@ -54,6 +54,9 @@ type Hub struct {
 type shard struct {
 	mu     sync.RWMutex
 	topics map[string]*entry
+	// idle holds the topics without members, so the janitor's tick looks
+	// at them only and not at every topic of the pod.
+	idle map[string]*entry
 }
 
 type entry struct {
@@ -68,6 +71,7 @@ func New(bus Bus, log *zap.Logger) *Hub {
 	h := &Hub{bus: bus, log: log, seed: maphash.MakeSeed()}
 	for i := range h.shards {
 		h.shards[i].topics = map[string]*entry{}
+		h.shards[i].idle = map[string]*entry{}
 	}
 	return h
 }
@@ -95,6 +99,7 @@ func (h *Hub) Join(ctx context.Context, m Member, topics []string) error {
 		}
 		e.members[m] = struct{}{}
 		e.idleSince = time.Time{}
+		delete(s.idle, t)
 		s.mu.Unlock()
 		entries[i] = e
 	}
@@ -170,6 +175,7 @@ func (h *Hub) fail(topics []string, entries []*entry, err error) {
 		s.mu.Lock()
 		if s.topics[t] == entries[i] {
 			delete(s.topics, t)
+			delete(s.idle, t)
 		}
 		entries[i].err = err
 		close(entries[i].ready)
@@ -201,6 +207,7 @@ func (h *Hub) Leave(m Member, topics []string) {
 			delete(e.members, m)
 			if len(e.members) == 0 {
 				e.idleSince = now
+				s.idle[t] = e
 			}
 		}
 		s.mu.Unlock()
@@ -254,7 +261,8 @@ func (h *Hub) Resubscribed(topic string) {
 	}
 }
 
-// Run drops idle subscriptions until ctx ends.
+// Run drops idle subscriptions until ctx ends. Close the bus only after
+// Run has returned: its last UNSUBSCRIBE may still be on the way.
 func (h *Hub) Run(ctx context.Context) {
 	tick := time.NewTicker(janitorTick)
 	defer tick.Stop()
@@ -263,11 +271,17 @@ func (h *Hub) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case now := <-tick.C:
+			if ctx.Err() != nil { // both were ready: stop rather than start more work
+				return
+			}
 			h.unsubscribeIdle(ctx, now)
 		}
 	}
 }
 
+// unsubscribeIdle drops the topics idle for UnsubscribeAfter. Its
+// UNSUBSCRIBE is not cut short when ctx ends: Run returns after it, and
+// only then may the owner close the bus.
 func (h *Hub) unsubscribeIdle(ctx context.Context, now time.Time) {
 	h.subMu.Lock()
 	defer h.subMu.Unlock()
@@ -275,9 +289,10 @@ func (h *Hub) unsubscribeIdle(ctx context.Context, now time.Time) {
 	for i := range h.shards {
 		s := &h.shards[i]
 		s.mu.Lock()
-		for t, e := range s.topics {
+		for t, e := range s.idle {
 			if len(e.members) == 0 && isClosed(e.ready) && now.Sub(e.idleSince) >= UnsubscribeAfter {
 				delete(s.topics, t)
+				delete(s.idle, t)
 				idle = append(idle, t)
 			}
 		}
@@ -287,7 +302,7 @@ func (h *Hub) unsubscribeIdle(ctx context.Context, now time.Time) {
 		return
 	}
 	h.subscribed.Add(-int64(len(idle)))
-	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 	defer cancel()
 	if err := h.bus.Unsubscribe(ctx, idle...); err != nil {
 		// go-redis has forgotten the channels already; a reconnect will

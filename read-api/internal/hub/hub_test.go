@@ -2,6 +2,7 @@ package hub
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -238,4 +239,125 @@ func TestDeliverSharesOneEvent(t *testing.T) {
 	if got := other.got(); len(got) != 0 {
 		t.Errorf("a member of seller:2 got %d events of seller:1", len(got))
 	}
+}
+
+// idleTopics is the size of the janitor's idle set.
+func idleTopics(h *Hub) int {
+	n := 0
+	for i := range h.shards {
+		s := &h.shards[i]
+		s.mu.RLock()
+		n += len(s.idle)
+		s.mu.RUnlock()
+	}
+	return n
+}
+
+// The janitor looks only at topics without members: a topic enters its
+// idle set when its last member leaves and leaves it when one joins. An
+// idle topic is unsubscribed after UnsubscribeAfter; one joined again
+// within it is not, nor is any topic with members.
+func TestJanitorVisitsIdleTopicsOnly(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		bus := newFakeBus()
+		h := New(bus, zap.NewNop())
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		go h.Run(ctx)
+
+		busy := make([]string, 100)
+		for i := range busy {
+			busy[i] = fmt.Sprintf("seller:busy-%d", i)
+		}
+		a, b, c := &member{}, &member{}, &member{}
+		for _, j := range []struct {
+			m      *member
+			topics []string
+		}{{a, busy}, {b, []string{"seller:gone"}}, {c, []string{"seller:back"}}} {
+			if err := h.Join(ctx, j.m, j.topics); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n := idleTopics(h); n != 0 {
+			t.Fatalf("%d idle topics while every topic has a member, want 0", n)
+		}
+		h.Leave(b, []string{"seller:gone"})
+		h.Leave(c, []string{"seller:back"})
+		if n := idleTopics(h); n != 2 {
+			t.Fatalf("%d idle topics after two topics lost their member, want 2", n)
+		}
+		time.Sleep(UnsubscribeAfter / 2)
+		if err := h.Join(ctx, c, []string{"seller:back"}); err != nil {
+			t.Fatal(err)
+		}
+		if n := idleTopics(h); n != 1 {
+			t.Fatalf("%d idle topics after one was joined again, want 1", n)
+		}
+
+		time.Sleep(3 * UnsubscribeAfter)
+		synctest.Wait()
+		if _, unsubs := bus.counts("seller:gone"); unsubs != 1 {
+			t.Errorf("the idle topic: %d UNSUBSCRIBEs, want 1", unsubs)
+		}
+		for _, topic := range append([]string{"seller:back"}, busy...) {
+			if subs, unsubs := bus.counts(topic); subs != 1 || unsubs != 0 {
+				t.Fatalf("%s, with a member: %d SUBSCRIBEs, %d UNSUBSCRIBEs; want 1 and 0", topic, subs, unsubs)
+			}
+		}
+		if n, topics := idleTopics(h), h.Topics(); n != 0 || topics != len(busy)+1 {
+			t.Errorf("after the janitor: %d idle, %d topics; want 0 and %d", n, topics, len(busy)+1)
+		}
+	})
+}
+
+// heldBus holds every Unsubscribe until released and records whether its
+// context had ended by then.
+type heldBus struct {
+	*fakeBus
+	called  chan struct{}
+	release chan struct{}
+	ctxErr  chan error
+}
+
+func (b *heldBus) Unsubscribe(ctx context.Context, topics ...string) error {
+	close(b.called)
+	select {
+	case <-b.release:
+	case <-ctx.Done():
+	}
+	b.ctxErr <- ctx.Err()
+	return b.fakeBus.Unsubscribe(ctx, topics...)
+}
+
+// When Run's context ends during the janitor's UNSUBSCRIBE, the command is
+// not cut short and Run returns only after it: its owner closes the bus
+// after Run has returned, so no UNSUBSCRIBE meets a closed connection.
+func TestRunEndsAfterItsUnsubscribe(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		bus := &heldBus{fakeBus: newFakeBus(), called: make(chan struct{}), release: make(chan struct{}), ctxErr: make(chan error, 1)}
+		h := New(bus, zap.NewNop())
+		m := &member{}
+		if err := h.Join(t.Context(), m, []string{"seller:1"}); err != nil {
+			t.Fatal(err)
+		}
+		h.Leave(m, []string{"seller:1"})
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan struct{})
+		go func() { h.Run(ctx); close(done) }()
+		<-bus.called
+		cancel()
+		synctest.Wait()
+		select {
+		case <-done:
+			t.Fatal("Run returned while its UNSUBSCRIBE was still on the way")
+		default:
+		}
+		close(bus.release)
+		if err := <-bus.ctxErr; err != nil {
+			t.Errorf("the UNSUBSCRIBE's context ended with Run's: %v", err)
+		}
+		<-done
+	})
 }

@@ -22,8 +22,8 @@ import (
 
 // The implementations of what ingest declares, checked when it compiles.
 var (
-	_ ingest.Bus             = (*redisbus.Publisher)(nil)
-	_ ingest.IdempotencyKeys = redisbus.Keys{}
+	_ ingest.Bus                = (*redisbus.Publisher)(nil)
+	_ ingest.IdempotencyRecords = (*redisbus.IdempotencyRecords)(nil)
 )
 
 // App is a configured write-api, ready to Run.
@@ -57,7 +57,7 @@ func New(cfg config.Config, log *zap.Logger) (*App, error) {
 		HistoryMaxLen: cfg.HistoryMaxLen, HistoryTTL: cfg.HistoryTTL, StateMaxKeys: cfg.StateMaxKeys, Sharded: sharded,
 		OnceWindow: ingest.IdempotencyTTL, ScriptLatency: metrics.ScriptLatency,
 	})
-	service := ingest.NewService(pub, ingest.NewIdempotency(client, keys))
+	service := ingest.NewService(pub, ingest.NewIdempotency(redisbus.NewIdempotencyRecords(client, keys)))
 
 	engine := httpserver.NewEngine(log, cfg.CORSOrigins)
 	httpserver.MountOps(engine, reg, func(ctx context.Context) error { return redisbus.Ping(ctx, client) })

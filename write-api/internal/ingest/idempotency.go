@@ -1,13 +1,11 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 
 	"notify/pkg/problem"
 )
@@ -22,25 +20,32 @@ const IdempotencyTTL = 24 * time.Hour
 // retry within the lease is told 409 and when to come back.
 const leaseTime = RedisTimeout + RetryAfter
 
+// IdempotencyRecords keeps one opaque record per publisher and key, each
+// step atomic. It may run a command twice when a reply is lost, which
+// Claim's caller must recognise.
+type IdempotencyRecords interface {
+	// Claim stores record for ttl if the key holds none, and otherwise
+	// returns the record it holds (claimed false).
+	Claim(ctx context.Context, publisher, key string, record []byte, ttl time.Duration) (held []byte, claimed bool, err error)
+	// Replace stores record in place of old, keeping old's expiry, only
+	// if the key still holds old; it reports whether it did.
+	Replace(ctx context.Context, publisher, key string, old, record []byte) (bool, error)
+	// Update overwrites the key's record, keeping its expiry; an expired
+	// record is not recreated.
+	Update(ctx context.Context, publisher, key string, record []byte) error
+}
+
 // Idempotency records, per publisher and key, the request's hash, the ids
 // and time it was given, and whether it was answered, so a retry publishes
-// nothing new. The records live in the same Redis as history, with the
-// same durability and failover behaviour.
+// nothing new.
 type Idempotency struct {
-	client redis.UniversalClient
-	keys   IdempotencyKeys
-	now    func() time.Time
+	records IdempotencyRecords
+	now     func() time.Time
 }
 
-// IdempotencyKeys names the Redis key of a publisher's idempotency record,
-// in the key layout the bus shares with it.
-type IdempotencyKeys interface {
-	Idempotency(publisher, key string) string
-}
-
-// NewIdempotency wraps a client.
-func NewIdempotency(client redis.UniversalClient, keys IdempotencyKeys) *Idempotency {
-	return &Idempotency{client: client, keys: keys, now: time.Now}
+// NewIdempotency keeps its records in records.
+func NewIdempotency(records IdempotencyRecords) *Idempotency {
+	return &Idempotency{records: records, now: time.Now}
 }
 
 type record struct {
@@ -53,18 +58,9 @@ type record struct {
 
 // Claim is the right to publish under a key, or the finished result.
 type Claim struct {
-	key string
+	publisher, key string
 	record
 }
-
-// takeover replaces a record only if it is still the one read, so of two
-// retries that find a lapsed attempt only one takes over.
-var takeover = redis.NewScript(`
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
-  return 1
-end
-return 0`)
 
 // Begin claims key for a request with hash, fresh ids and time. It answers
 // a finished claim for a replay, an error for a different body (422) or an
@@ -73,28 +69,27 @@ return 0`)
 // (its ids and time kept, so the events it stored are recognised).
 func (s *Idempotency) Begin(ctx context.Context, publisher, key, hash string, ids []string, at time.Time) (*Claim, error) {
 	now := s.now()
-	c := &Claim{key: s.keys.Idempotency(publisher, key), record: record{Hash: hash, IDs: ids, Time: at, Lease: now.Add(leaseTime).UnixMilli()}}
+	c := &Claim{publisher: publisher, key: key, record: record{Hash: hash, IDs: ids, Time: at, Lease: now.Add(leaseTime).UnixMilli()}}
 	raw, err := json.Marshal(c.record)
 	if err != nil {
 		return nil, fmt.Errorf("ingest: idempotency record: %w", err)
 	}
-	// SET NX GET: claims the key, or returns what holds it, atomically.
-	prev, err := s.client.SetArgs(ctx, c.key, raw, redis.SetArgs{Mode: "NX", Get: true, TTL: IdempotencyTTL}).Result()
-	if errors.Is(err, redis.Nil) || (err == nil && prev == string(raw)) { // the second: our own SET, sent twice
+	prev, claimed, err := s.records.Claim(ctx, publisher, key, raw, IdempotencyTTL)
+	if err != nil {
+		return nil, err
+	}
+	if claimed || bytes.Equal(prev, raw) { // the second: our own claim, sent twice
 		return c, nil
 	}
-	if err != nil {
-		return nil, fmt.Errorf("ingest: claim idempotency key: %w", err)
-	}
 	var old record
-	if err := json.Unmarshal([]byte(prev), &old); err != nil {
+	if err := json.Unmarshal(prev, &old); err != nil {
 		return nil, fmt.Errorf("ingest: idempotency record: %w", err)
 	}
 	switch {
 	case old.Hash != hash:
 		return nil, problem.New(problem.IdempotencyMismatch, "Idempotency-Key was first used with a different request body")
 	case old.Done:
-		return &Claim{key: c.key, record: old}, nil
+		return &Claim{publisher: publisher, key: key, record: old}, nil
 	case old.Lease > now.UnixMilli():
 		return nil, inProgress(time.UnixMilli(old.Lease).Sub(now))
 	}
@@ -105,11 +100,13 @@ func (s *Idempotency) Begin(ctx context.Context, publisher, key, hash string, id
 	if raw, err = json.Marshal(c.record); err != nil {
 		return nil, fmt.Errorf("ingest: idempotency record: %w", err)
 	}
-	won, err := takeover.Run(ctx, s.client, []string{c.key}, prev, raw).Int()
+	// Only if the record is still the one read: of two retries that find
+	// a lapsed attempt, one takes over.
+	won, err := s.records.Replace(ctx, publisher, key, prev, raw)
 	if err != nil {
-		return nil, fmt.Errorf("ingest: take over idempotency key: %w", err)
+		return nil, err
 	}
-	if won == 0 { // another retry took over, or the attempt finished, meanwhile
+	if !won { // another retry took over, or the attempt finished, meanwhile
 		return nil, inProgress(RetryAfter)
 	}
 	return c, nil
@@ -127,8 +124,5 @@ func (s *Idempotency) Finish(ctx context.Context, c *Claim) error {
 	if err != nil {
 		return fmt.Errorf("ingest: idempotency record: %w", err)
 	}
-	if err := s.client.SetArgs(ctx, c.key, raw, redis.SetArgs{Mode: "XX", KeepTTL: true}).Err(); err != nil && !errors.Is(err, redis.Nil) {
-		return fmt.Errorf("ingest: store idempotency record: %w", err)
-	}
-	return nil
+	return s.records.Update(ctx, c.publisher, c.key, raw)
 }

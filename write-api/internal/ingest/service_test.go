@@ -12,7 +12,6 @@ import (
 
 	"notify/pkg/notification"
 	"notify/pkg/problem"
-	"notify/pkg/redistest"
 )
 
 var limits = Limits{MaxDataBytes: 64, MaxBatch: 3}
@@ -94,7 +93,7 @@ func item(data string, topics ...string) Request {
 // gets one event carrying it; only a keyed call marks events with Once.
 func TestPublishIDsAndEvents(t *testing.T) {
 	t.Parallel()
-	s, bus, _ := newTestService(t, redistest.Start(t))
+	s, bus, _, _ := newTestService(t)
 	for _, key := range []string{"", "k1"} {
 		acc, err := s.Publish(t.Context(), call(key, "h", item("1", "seller:1", "seller:2"), item("2", "seller:3")))
 		if err != nil || acc.Replayed || len(acc.IDs) != 2 || acc.IDs[0] == acc.IDs[1] {
@@ -129,7 +128,6 @@ func problemStatus(err error) int {
 // The idempotency rules, one step after another on one key each.
 func TestIdempotency(t *testing.T) {
 	t.Parallel()
-	r := redistest.Start(t)
 	type step struct {
 		hash      string
 		storeOnly int  // -1: the bus stores everything
@@ -174,7 +172,7 @@ func TestIdempotency(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			s, bus, clk := newTestService(t, r)
+			s, bus, _, clk := newTestService(t)
 			var ids []string
 			for i, st := range c.steps {
 				clk.advance(st.advance)
@@ -230,7 +228,7 @@ func TestIdempotency(t *testing.T) {
 // The 409 says how long the first attempt's lease still runs.
 func TestConflictRetryAfterIsTheLease(t *testing.T) {
 	t.Parallel()
-	s, bus, clk := newTestService(t, redistest.Start(t))
+	s, bus, _, clk := newTestService(t)
 	bus.down = true
 	if _, err := s.Publish(t.Context(), call("k", "h", item("1", "seller:1"))); problemStatus(err) != 503 {
 		t.Fatalf("first attempt: %v", err)
@@ -245,12 +243,13 @@ func TestConflictRetryAfterIsTheLease(t *testing.T) {
 
 // Concurrent requests with one key: exactly one publishes; the others
 // replay its ids or are told 409. Also when they all retry a lapsed
-// attempt at once.
+// attempt at once, and when all of them read the record before any acts
+// on it (gated).
 func TestIdempotencyRace(t *testing.T) {
 	t.Parallel()
-	r := redistest.Start(t)
-	for _, lapsed := range []bool{false, true} {
-		s, bus, clk := newTestService(t, r)
+	for _, c := range []struct{ lapsed, gated bool }{{false, false}, {true, false}, {false, true}, {true, true}} {
+		lapsed := c.lapsed
+		s, bus, recs, clk := newTestService(t)
 		req := item("1", "seller:1", "seller:2")
 		var first []string
 		if lapsed {
@@ -261,6 +260,9 @@ func TestIdempotencyRace(t *testing.T) {
 			clk.advance(leaseTime)
 		}
 		const n = 32
+		if c.gated {
+			recs.hold(n)
+		}
 		var (
 			wg                         sync.WaitGroup
 			mu                         sync.Mutex
@@ -277,12 +279,12 @@ func TestIdempotencyRace(t *testing.T) {
 				case problemStatus(err) == 409:
 					conflicts++
 				case err != nil:
-					t.Errorf("lapsed=%v: %v", lapsed, err)
+					t.Errorf("%+v: %v", c, err)
 				default:
 					if first == nil {
 						first = acc.IDs
 					} else if !slices.Equal(first, acc.IDs) {
-						t.Errorf("lapsed=%v: ids %v and %v for one key", lapsed, first, acc.IDs)
+						t.Errorf("%+v: ids %v and %v for one key", c, first, acc.IDs)
 					}
 					if acc.Replayed {
 						replayed++
@@ -295,8 +297,15 @@ func TestIdempotencyRace(t *testing.T) {
 		close(start)
 		wg.Wait()
 		if fresh != 1 || len(bus.events()) != 2 {
-			t.Fatalf("lapsed=%v: %d fresh answers, %d replays, %d conflicts, %d events published; want 1 fresh and 2 events",
-				lapsed, fresh, replayed, conflicts, len(bus.events()))
+			t.Fatalf("%+v: %d fresh answers, %d replays, %d conflicts, %d events published; want 1 fresh and 2 events",
+				c, fresh, replayed, conflicts, len(bus.events()))
+		}
+		// Only the one that claimed or took over the key reached the bus.
+		bus.mu.Lock()
+		calls := bus.calls
+		bus.mu.Unlock()
+		if want := map[bool]int{false: 1, true: 2}[lapsed]; calls != want {
+			t.Fatalf("%+v: %d calls reached the bus, want %d", c, calls, want)
 		}
 	}
 }
@@ -304,7 +313,7 @@ func TestIdempotencyRace(t *testing.T) {
 // Without a key nothing is recorded: every call publishes.
 func TestNoKeyPublishesEachTime(t *testing.T) {
 	t.Parallel()
-	s, bus, _ := newTestService(t, redistest.Start(t))
+	s, bus, _, _ := newTestService(t)
 	for range 2 {
 		if acc, err := s.Publish(t.Context(), call("", "", item("1", "seller:1"))); err != nil || acc.Replayed {
 			t.Fatalf("%+v %v", acc, err)
@@ -315,16 +324,87 @@ func TestNoKeyPublishesEachTime(t *testing.T) {
 	}
 }
 
-// Redis down: the idempotency record cannot be claimed, 503 with
-// Retry-After, nothing published.
-func TestRedisDownIs503(t *testing.T) {
+// The records cannot be claimed (Redis down): 503 with Retry-After,
+// nothing published.
+func TestRecordsDownIs503(t *testing.T) {
 	t.Parallel()
-	r := redistest.Start(t)
-	s, bus, _ := newTestService(t, r)
-	r.Kill()
+	s, bus, recs, _ := newTestService(t)
+	recs.fail("claim")
 	_, err := s.Publish(t.Context(), call("k", "h", item("1", "seller:1")))
 	var pe *problem.Error
-	if !errors.As(err, &pe) || pe.Status() != 503 || pe.RetryAfter == 0 || len(bus.events()) != 0 {
+	if !errors.As(err, &pe) || pe.Status() != 503 || pe.RetryAfter == 0 || !errors.Is(err, errRecordsDown) || len(bus.events()) != 0 {
 		t.Fatalf("%v, %d events", err, len(bus.events()))
+	}
+}
+
+// A takeover that cannot reach the records is 503 and publishes nothing;
+// the lapsed attempt stays for the next retry to take over.
+func TestTakeoverFailureIs503(t *testing.T) {
+	t.Parallel()
+	s, bus, recs, clk := newTestService(t)
+	bus.storeOnly = 1
+	if _, err := s.Publish(t.Context(), call("k", "h", item("1", "seller:1", "seller:2"))); problemStatus(err) != 503 {
+		t.Fatalf("cut-off attempt: %v", err)
+	}
+	clk.advance(leaseTime)
+	recs.fail("replace")
+	if _, err := s.Publish(t.Context(), call("k", "h", item("1", "seller:1", "seller:2"))); problemStatus(err) != 503 || len(bus.events()) != 1 {
+		t.Fatalf("takeover without records: %v, %d events", err, len(bus.events()))
+	}
+	recs.fail()
+	if acc, err := s.Publish(t.Context(), call("k", "h", item("1", "seller:1", "seller:2"))); err != nil || acc.Replayed || len(bus.events()) != 2 {
+		t.Fatalf("retry: %+v %v, %d events", acc, err, len(bus.events()))
+	}
+}
+
+// Publishing succeeded but the record could not be marked done: the
+// client is still answered; a retry after the lease takes the record
+// over, finds every event stored and replays the same ids.
+func TestUnfinishedRecordIsReplayedAfterTheLease(t *testing.T) {
+	t.Parallel()
+	s, bus, recs, clk := newTestService(t)
+	recs.fail("update")
+	first, err := s.Publish(t.Context(), call("k", "h", item("1", "seller:1")))
+	if err != nil || first.Replayed {
+		t.Fatalf("first: %+v %v", first, err)
+	}
+	recs.fail()
+	if _, err := s.Publish(t.Context(), call("k", "h", item("1", "seller:1"))); problemStatus(err) != 409 {
+		t.Fatalf("within the lease: %v, want 409", err)
+	}
+	clk.advance(leaseTime)
+	acc, err := s.Publish(t.Context(), call("k", "h", item("1", "seller:1")))
+	if err != nil || !acc.Replayed || !slices.Equal(acc.IDs, first.IDs) || len(bus.events()) != 1 {
+		t.Fatalf("after the lease: %+v %v, %d events; want a replay of %v", acc, err, len(bus.events()), first.IDs)
+	}
+	if acc, err := s.Publish(t.Context(), call("k", "h", item("1", "seller:1"))); err != nil || !acc.Replayed {
+		t.Fatalf("after the takeover finished: %+v %v", acc, err)
+	}
+}
+
+// A claim resent after its reply was lost finds its own record: that is
+// this request's claim, not another attempt's 409.
+func TestOwnClaimSentTwice(t *testing.T) {
+	t.Parallel()
+	s, bus, recs, _ := newTestService(t)
+	recs.resend = true
+	acc, err := s.Publish(t.Context(), call("k", "h", item("1", "seller:1")))
+	if err != nil || acc.Replayed || len(bus.events()) != 1 {
+		t.Fatalf("%+v %v, %d events", acc, err, len(bus.events()))
+	}
+}
+
+// A record outlives its use by IdempotencyTTL, then the key is free.
+func TestKeyExpires(t *testing.T) {
+	t.Parallel()
+	s, bus, _, clk := newTestService(t)
+	first, err := s.Publish(t.Context(), call("k", "h", item("1", "seller:1")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk.advance(IdempotencyTTL)
+	acc, err := s.Publish(t.Context(), call("k", "other", item("2", "seller:1")))
+	if err != nil || acc.Replayed || slices.Equal(acc.IDs, first.IDs) || len(bus.events()) != 2 {
+		t.Fatalf("after the TTL: %+v %v, %d events", acc, err, len(bus.events()))
 	}
 }
