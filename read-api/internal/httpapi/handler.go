@@ -92,18 +92,18 @@ func (h *Handler) Mount(r gin.IRouter) { r.GET("/v1/stream", h.stream) }
 // stream serves one stream request in four steps, each of which answers
 // the client itself when it refuses: admit it, open the stream (hub and
 // positions), take the connection from net/http, and start the stream's
-// lifecycle. From admission to the end of the replay the stream holds a
+// lifecycle. From its join to the end of the replay the stream holds a
 // setup slot.
 func (h *Handler) stream(c *gin.Context) {
 	a, ok := h.admit(c)
 	if !ok {
 		return
 	}
-	defer a.setupDone() // start gives it back sooner, after the replay
-	s, ok := h.open(c, a)
+	s, ok := h.open(c, &a)
 	if !ok {
 		return
 	}
+	defer a.setupDone() // start gives it back sooner, after the replay
 	hc, ok := h.takeConn(c, s, a)
 	if !ok {
 		return
@@ -122,9 +122,8 @@ type admission struct {
 }
 
 // admit refuses the request when the pod drains, the token or parameters
-// are bad, the pod sets up too many streams already or the subject has
-// too many streams; otherwise a setup slot and the subject's slot are
-// taken and the caller must give them back.
+// are bad, or the subject has too many streams; otherwise the subject's
+// slot is taken and the caller must give it back.
 func (h *Handler) admit(c *gin.Context) (admission, bool) {
 	r := c.Request
 	if h.drain.Draining() {
@@ -141,37 +140,48 @@ func (h *Handler) admit(c *gin.Context) (admission, bool) {
 		h.fail(c, err)
 		return admission{}, false
 	}
-	setupDone, ok := h.setups.acquire()
-	if !ok {
-		h.refuse(c, refusedBusy, &problem.Error{Code: problem.Unavailable, Detail: "this pod is busy starting other streams; reconnect", RetryAfter: time.Second})
-		return admission{}, false
-	}
-	a := admission{claims: claims, topics: topics, subject: claims.Subject, snapshot: snapshot, setupDone: setupDone}
+	a := admission{claims: claims, topics: topics, subject: claims.Subject, snapshot: snapshot}
 	if !h.subjects.acquire(a.subject) {
-		setupDone()
 		h.refuse(c, refusedSubject, &problem.Error{Code: problem.TooManyRequests, Detail: "too many open streams for this subject", RetryAfter: 5 * time.Second})
 		return admission{}, false
 	}
 	return a, true
 }
 
-// open makes the stream and joins it to the hub (see join). On failure
-// the subject's slot is released and the client answered, unless it left.
-func (h *Handler) open(c *gin.Context, a admission) (*stream.Stream, bool) {
+// open takes a setup slot, waiting for one while the pod sets up as many
+// streams as it may, then makes the stream and joins it to the hub (see
+// join), all within JoinTimeout: a burst of streams is set up a bounded
+// number at a time, and no request waits longer than a slow Redis would
+// make it. On success a.setupDone gives the slot back; on failure the
+// subject's slot is released and the client answered, unless it left.
+func (h *Handler) open(c *gin.Context, a *admission) (*stream.Stream, bool) {
 	r := c.Request
-	s := stream.New(a.topics, h.history, h.limits.Stream, h.log)
-	if err := h.join(r.Context(), s, a.topics); err != nil {
-		h.subjects.release(a.subject)
-		if r.Context().Err() != nil { // the client left: nobody to answer, nothing failed
-			closeUnanswered(c.Writer)
-			httpserver.SetOutcome(c, httpserver.Outcome{Note: "client went away before its stream started"})
-			c.Abort()
-			return nil, false
+	ctx, cancel := context.WithTimeout(r.Context(), JoinTimeout)
+	defer cancel()
+	setupDone, err := h.setups.acquire(ctx)
+	var s *stream.Stream
+	if err == nil {
+		s = stream.New(a.topics, h.history, h.limits.Stream, h.log)
+		if err = h.join(ctx, s, a.topics); err != nil {
+			setupDone()
 		}
-		h.refuse(c, refusedUnavailable, &problem.Error{Code: problem.Unavailable, Detail: "Redis is unavailable; retry later", RetryAfter: time.Second, Err: err})
-		return nil, false
 	}
-	return s, true
+	if err == nil {
+		a.setupDone = setupDone
+		return s, true
+	}
+	h.subjects.release(a.subject)
+	switch {
+	case r.Context().Err() != nil: // the client left: nobody to answer, nothing failed
+		closeUnanswered(c.Writer)
+		httpserver.SetOutcome(c, httpserver.Outcome{Note: "client went away before its stream started"})
+		c.Abort()
+	case setupDone == nil:
+		h.refuse(c, refusedBusy, &problem.Error{Code: problem.Unavailable, Detail: "this pod is busy starting other streams; reconnect", RetryAfter: time.Second})
+	default:
+		h.refuse(c, refusedUnavailable, &problem.Error{Code: problem.Unavailable, Detail: "Redis is unavailable; retry later", RetryAfter: time.Second, Err: err})
+	}
+	return nil, false
 }
 
 // takeConn takes the connection from net/http: a stream lives for an
@@ -211,10 +221,8 @@ func (h *Handler) start(c *gin.Context, s *stream.Stream, a admission, hc *hijac
 }
 
 // join subscribes the stream's topics and reads their positions, within
-// JoinTimeout: the last steps that can fail before the response starts.
+// ctx's deadline: the last steps that can fail before the response starts.
 func (h *Handler) join(ctx context.Context, s *stream.Stream, topics []string) error {
-	ctx, cancel := context.WithTimeout(ctx, JoinTimeout)
-	defer cancel()
 	if err := h.hub.Join(ctx, s, topics); err != nil {
 		return err
 	}

@@ -1,6 +1,9 @@
 package httpapi
 
-import "sync"
+import (
+	"context"
+	"sync"
+)
 
 // subjectLimiter caps concurrent streams per token subject.
 type subjectLimiter struct {
@@ -34,12 +37,12 @@ func (l *subjectLimiter) release(sub string) {
 // defaultMaxSetups bounds the streams a pod sets up at once. A setup is a
 // Redis round trip or two and a replay; a few hundred at once keep a pod
 // busy while Redis answers, and only a stalled Redis or a reconnect storm
-// fills them.
+// makes streams wait for a slot.
 const defaultMaxSetups = 256
 
-// setupLimiter caps the streams being set up at once (from admission to
-// the end of the replay): beyond it a request is refused at once rather
-// than held, with its connection and memory, while Redis is slow.
+// setupLimiter caps the streams being set up at once (from the join to
+// the end of the replay): the others wait for a slot, so a reconnect storm
+// reaches Redis a bounded number of streams at a time.
 type setupLimiter struct{ slots chan struct{} }
 
 func newSetupLimiter(max int) *setupLimiter {
@@ -49,16 +52,16 @@ func newSetupLimiter(max int) *setupLimiter {
 	return &setupLimiter{slots: make(chan struct{}, max)}
 }
 
-// acquire takes a slot without waiting; done gives it back and may be
+// acquire waits for a slot until ctx ends; done gives it back and may be
 // called more than once.
-func (l *setupLimiter) acquire() (done func(), ok bool) {
+func (l *setupLimiter) acquire(ctx context.Context) (done func(), err error) {
 	select {
 	case l.slots <- struct{}{}:
-	default:
-		return nil, false
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
 	var once sync.Once
-	return func() { once.Do(func() { <-l.slots }) }, true
+	return func() { once.Do(func() { <-l.slots }) }, nil
 }
 
 // inSetup is how many streams are being set up.

@@ -41,9 +41,14 @@ type Hub struct {
 	seed   maphash.Seed
 	shards [shardCount]shard
 
-	// subMu orders SUBSCRIBE and UNSUBSCRIBE writes with the registry
-	// changes that cause them; it is never held across a round trip.
-	subMu      sync.Mutex
+	// subLock (a lock a joiner can stop waiting for) orders SUBSCRIBE
+	// and UNSUBSCRIBE writes with the registry changes that cause them.
+	// It is not held for a reply, but a write may wait for go-redis to
+	// reconnect: a joiner gives up at its deadline rather than queue
+	// behind others while Redis stalls.
+	subLock    chan struct{}
+	forgetMu   sync.Mutex
+	forget     []string     // topics whose SUBSCRIBE failed, for the janitor to unsubscribe
 	subscribed atomic.Int64 // topics held in Redis
 	received   atomic.Int64 // messages read from Redis
 	delivered  atomic.Int64 // events pushed to streams
@@ -68,7 +73,7 @@ type entry struct {
 
 // New returns a hub that subscribes through bus.
 func New(bus Bus, log *zap.Logger) *Hub {
-	h := &Hub{bus: bus, log: log, seed: maphash.MakeSeed()}
+	h := &Hub{bus: bus, log: log, seed: maphash.MakeSeed(), subLock: make(chan struct{}, 1)}
 	for i := range h.shards {
 		h.shards[i].topics = map[string]*entry{}
 		h.shards[i].idle = map[string]*entry{}
@@ -132,7 +137,12 @@ func (h *Hub) Join(ctx context.Context, m Member, topics []string) error {
 // subscribe sends SUBSCRIBE for new entries and settles them when Redis
 // answers. Failed entries are removed, so the next Join tries again.
 func (h *Hub) subscribe(ctx context.Context, topics []string, entries []*entry) {
-	h.subMu.Lock()
+	select {
+	case h.subLock <- struct{}{}:
+	case <-ctx.Done():
+		h.fail(topics, entries, ctx.Err())
+		return
+	}
 	// An entry whose members all left before we got here may already have
 	// been removed by the janitor: subscribing it would leak.
 	live := topics[:0:0]
@@ -151,7 +161,7 @@ func (h *Hub) subscribe(ctx context.Context, topics []string, entries []*entry) 
 	if len(live) > 0 {
 		pending, err = h.bus.Subscribe(ctx, live...)
 	}
-	h.subMu.Unlock()
+	<-h.subLock
 	if err == nil && pending != nil {
 		err = pending.Wait(ctx)
 	}
@@ -167,9 +177,10 @@ func (h *Hub) subscribe(ctx context.Context, topics []string, entries []*entry) 
 	}
 }
 
+// fail settles entries whose subscription failed and removes them, so the
+// next Join tries again. go-redis remembers channels whose SUBSCRIBE
+// failed: the janitor unsubscribes them unless a topic is joined again.
 func (h *Hub) fail(topics []string, entries []*entry, err error) {
-	h.subMu.Lock()
-	defer h.subMu.Unlock()
 	for i, t := range topics {
 		s := h.shard(t)
 		s.mu.Lock()
@@ -181,10 +192,9 @@ func (h *Hub) fail(topics []string, entries []*entry, err error) {
 		close(entries[i].ready)
 		s.mu.Unlock()
 	}
-	// go-redis remembers channels whose SUBSCRIBE failed; forget them.
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	_ = h.bus.Unsubscribe(ctx, topics...)
+	h.forgetMu.Lock()
+	h.forget = append(h.forget, topics...)
+	h.forgetMu.Unlock()
 }
 
 func isClosed(c chan struct{}) bool {
@@ -279,12 +289,13 @@ func (h *Hub) Run(ctx context.Context) {
 	}
 }
 
-// unsubscribeIdle drops the topics idle for UnsubscribeAfter. Its
-// UNSUBSCRIBE is not cut short when ctx ends: Run returns after it, and
-// only then may the owner close the bus.
+// unsubscribeIdle drops the topics idle for UnsubscribeAfter, and those
+// whose SUBSCRIBE failed if nobody joined them since. Its UNSUBSCRIBE is
+// not cut short when ctx ends: Run returns after it, and only then may the
+// owner close the bus.
 func (h *Hub) unsubscribeIdle(ctx context.Context, now time.Time) {
-	h.subMu.Lock()
-	defer h.subMu.Unlock()
+	h.subLock <- struct{}{}
+	defer func() { <-h.subLock }()
 	var idle []string
 	for i := range h.shards {
 		s := &h.shards[i]
@@ -298,10 +309,11 @@ func (h *Hub) unsubscribeIdle(ctx context.Context, now time.Time) {
 		}
 		s.mu.Unlock()
 	}
+	h.subscribed.Add(-int64(len(idle)))
+	idle = append(idle, h.failedUnjoined()...)
 	if len(idle) == 0 {
 		return
 	}
-	h.subscribed.Add(-int64(len(idle)))
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 	defer cancel()
 	if err := h.bus.Unsubscribe(ctx, idle...); err != nil {
@@ -309,6 +321,32 @@ func (h *Hub) unsubscribeIdle(ctx context.Context, now time.Time) {
 		// not subscribe them again.
 		h.log.Warn("unsubscribe failed", zap.Int("topics", len(idle)), zap.Error(err))
 	}
+}
+
+// failedUnjoined takes the topics whose SUBSCRIBE failed and returns
+// those that have no entry now. Call it holding subLock: a topic joined
+// again after that is subscribed after the UNSUBSCRIBE.
+func (h *Hub) failedUnjoined() []string {
+	h.forgetMu.Lock()
+	failed := h.forget
+	h.forget = nil
+	h.forgetMu.Unlock()
+	var out []string
+	seen := make(map[string]struct{}, len(failed))
+	for _, t := range failed {
+		if _, dup := seen[t]; dup {
+			continue
+		}
+		seen[t] = struct{}{}
+		s := h.shard(t)
+		s.mu.RLock()
+		_, joined := s.topics[t]
+		s.mu.RUnlock()
+		if !joined {
+			out = append(out, t)
+		}
+	}
+	return out
 }
 
 // Subscribed is how many topics the pod holds in Redis.
