@@ -59,20 +59,21 @@ func (s *Stream) start(ctx context.Context, lastEventID string, targets []notifi
 
 // fillGap appends ev, a live event appendLive could not place, after
 // filling the gap before it from history. If history cannot be read now,
-// the topic is marked for a resync, which brings ev too. It fails only if
-// the client could not take the gap's replay.
-func (s *Stream) fillGap(ctx context.Context, ev *hub.Event) error {
+// the topic is marked for a resync, which brings ev too, and fillGap
+// reports marked. It fails only if the client could not take the gap's
+// replay.
+func (s *Stream) fillGap(ctx context.Context, ev *hub.Event) (marked bool, err error) {
 	i := s.index(ev.Key)
-	err := s.catchUpTo(ctx, i, notification.Position{Epoch: ev.Pos.Epoch, Seq: ev.Pos.Seq - 1})
+	err = s.catchUpTo(ctx, i, notification.Position{Epoch: ev.Pos.Epoch, Seq: ev.Pos.Seq - 1})
 	if errors.Is(err, errHistory) {
-		s.markResync(i) // history unreadable now: the resync will bring ev too
-		return nil
+		s.markResync(i)
+		return true, nil
 	}
 	if err != nil {
-		return err
+		return false, err
 	}
 	s.appendEvent(i, ev.Pos, ev.Frame)
-	return nil
+	return false, nil
 }
 
 // appendLive handles ev if that needs no history: ev continues its topic,

@@ -80,6 +80,9 @@ func (r *runner) round(mayWait bool) (outcome, error) {
 func (r *runner) frames(mayWait bool) (outcome, error) {
 	s := r.s
 	r.now = time.Now()
+	if !r.retryAt.IsZero() && !r.now.Before(r.retryAt) {
+		r.retryAt = time.Time{} // due: the topics it was for are marked, this round takes them
+	}
 	if reason, over := r.overdue(); over {
 		if !mayWait {
 			return roundWait, nil
@@ -154,8 +157,12 @@ func (r *runner) live(mayWait bool) (outcome, error) {
 			clear(r.events[len(r.events):cap(r.events)])
 			return roundWait, nil
 		}
-		if err := s.fillGap(r.ctx, ev); err != nil {
+		marked, err := s.fillGap(r.ctx, ev)
+		if err != nil {
 			return roundEnded, err
+		}
+		if marked { // history unreadable now: retry it as a failed resync is
+			r.retryAt = r.now.Add(resyncRetry)
 		}
 	}
 	clear(r.events)
@@ -167,13 +174,12 @@ func (r *runner) live(mayWait bool) (outcome, error) {
 // history. Those Redis could not give are marked again and retried after
 // resyncRetry (nextWake).
 func (r *runner) resyncTopics() error {
-	r.retryAt = time.Time{}
 	ok, err := r.s.catchUpTopics(r.ctx, r.resync)
 	if err != nil {
 		return err
 	}
 	if !ok {
-		r.retryAt = time.Now().Add(resyncRetry)
+		r.retryAt = r.now.Add(resyncRetry)
 	}
 	r.resync = r.resync[:0]
 	return nil
