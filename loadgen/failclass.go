@@ -28,6 +28,7 @@ const (
 	failTimeout = "timeout"
 	failReset   = "reset/EOF before headers"
 	failOther   = "other"
+	failNoPod   = "no pod with room (the Service's per-pod cap)"
 )
 
 // maxFailClasses bounds the classes kept: 503 details beyond it count as
@@ -53,12 +54,24 @@ func failureClass(err error) string {
 	}
 	var ne net.Error
 	switch {
+	case errors.Is(err, errNoPod):
+		return failNoPod
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return failRefused
 	case errors.Is(err, os.ErrDeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
 		return failTimeout
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
 		return failReset
+	}
+	// Anything else the system refused is named by its operation and
+	// errno (a dial's "bind: address already in use"), so no failure
+	// hides in "other".
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		if op, ok := errors.AsType[*net.OpError](err); ok {
+			return op.Op + ": " + errno.Error()
+		}
+		return errno.Error()
 	}
 	return failOther
 }

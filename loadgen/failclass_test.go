@@ -34,6 +34,8 @@ func TestFailureClass(t *testing.T) {
 		{&net.OpError{Op: "read", Net: "tcp", Err: os.NewSyscallError("read", syscall.ECONNRESET)}, "reset/EOF before headers"},
 		{&net.OpError{Op: "write", Net: "tcp", Err: os.NewSyscallError("write", syscall.EPIPE)}, "reset/EOF before headers"},
 		{errors.New("loadgen: bad status line"), "other"},
+		{errNoPod, failNoPod},
+		{&net.OpError{Op: "dial", Err: &os.SyscallError{Syscall: "bind", Err: syscall.EADDRINUSE}}, "dial: address already in use"},
 	} {
 		if got := failureClass(tc.err); got != tc.want {
 			t.Errorf("failureClass(%v) = %q, want %q", tc.err, got, tc.want)

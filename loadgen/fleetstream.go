@@ -197,6 +197,9 @@ func (w *worker) connectFleet(s *lstream, gen int) error {
 		w.startParser(s, br)
 		return nil
 	})
+	if errors.Is(err, errNoPod) { // no pod tried: each was at this worker's quota
+		w.fleet.failures.add(err)
+	}
 	if err != nil {
 		return err
 	}

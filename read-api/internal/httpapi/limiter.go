@@ -38,7 +38,7 @@ func (l *subjectLimiter) release(sub string) {
 // Redis round trip or two and a replay; a few hundred at once keep a pod
 // busy while Redis answers, and only a stalled Redis or a reconnect storm
 // makes streams wait for a slot.
-const defaultMaxSetups = 256
+const defaultMaxSetups = 1024
 
 // setupLimiter caps the streams being set up at once (from the join to
 // the end of the replay): the others wait for a slot, so a reconnect storm
