@@ -214,6 +214,9 @@ func (w *worker) runFleet(s *lstream) {
 	defer w.wg.Done()
 	for {
 		w.consumeFleet(s)
+		w.connMu.Lock()
+		_ = s.conn.Close() // the pod ended it: the socket is ours to close
+		w.connMu.Unlock()
 		w.open.Add(-1)
 		from := s.sel.pod
 		w.fleet.svc.release(from)

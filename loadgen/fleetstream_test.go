@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"runtime/debug"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -88,4 +90,56 @@ func TestFleetStreamChecksSequences(t *testing.T) {
 	if v := w.do(Cmd{Op: "verify", Targets: map[string]int64{"seller:1": 6, "broadcast": 1, "fleet:0": 3}}); v.Lost != 3 {
 		t.Errorf("lost %d with two more published, want 3", v.Lost)
 	}
+}
+
+// A stream its pod ends is closed before it reconnects: a worker that
+// kept the ended connections open ran out of files during a rollout.
+func TestFleetStreamClosesEndedConnections(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(-1)) // no finalizer closes a leaked socket meanwhile
+	const ends = 200
+	var conns atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn, bw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer conn.Close()
+		n := conns.Add(1)
+		bw.WriteString("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\nretry: 1\n\n")
+		bw.WriteString(sseEvent(fmt.Sprintf("c%d", n), "lg", "seller:1", int64(n)))
+		bw.Flush()
+		if n <= ends {
+			return // the pod ends the stream
+		}
+		_, _ = bufio.NewReader(conn).ReadByte() // until the client goes
+	}))
+	defer srv.Close()
+	before := openFiles(t)
+	w := &worker{}
+	r := w.do(Cmd{Op: "open", Secret: benchSecret, Topics: []string{"seller:1"}, Concurrency: 1,
+		Fleet: &FleetOpen{Pods: []Endpoint{{ID: 0, URL: srv.URL}}, RetryMS: -1}})
+	if r.Err != "" || r.Failed != 0 {
+		t.Fatalf("open: %+v", r)
+	}
+	defer w.drop()
+	for deadline := time.Now().Add(20 * time.Second); conns.Load() <= ends; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections, want %d", conns.Load(), ends+1)
+		}
+	}
+	// The test's server closed its side of every ended stream; what is
+	// still open is the worker's.
+	if grown := openFiles(t) - before; grown > 20 {
+		t.Errorf("%d more files open after %d ended streams, want at most a few", grown, ends)
+	}
+}
+
+func openFiles(t *testing.T) int {
+	t.Helper()
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(fds)
 }
