@@ -8,6 +8,7 @@ import (
 	"io"
 	"maps"
 	"net"
+	"net/http/httputil"
 	"os"
 	"slices"
 	"strconv"
@@ -149,17 +150,7 @@ func problemDetail(br *bufio.Reader, length int) string {
 		n, _ := io.ReadFull(br, body)
 		body = body[:n]
 	case length == chunked:
-		line, err := br.ReadSlice('\n')
-		if err != nil {
-			return ""
-		}
-		size, err := strconv.ParseInt(strings.TrimSpace(strings.SplitN(string(line), ";", 2)[0]), 16, 32)
-		if err != nil || size <= 0 {
-			return ""
-		}
-		body = make([]byte, min(int(size), most))
-		n, _ := io.ReadFull(br, body)
-		body = body[:n]
+		body, _ = io.ReadAll(io.LimitReader(httputil.NewChunkedReader(br), most))
 	case length == untilClose:
 		body, _ = io.ReadAll(io.LimitReader(br, most))
 	}

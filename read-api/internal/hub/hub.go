@@ -140,7 +140,7 @@ func (h *Hub) subscribe(ctx context.Context, topics []string, entries []*entry) 
 	select {
 	case h.subLock <- struct{}{}:
 	case <-ctx.Done():
-		h.fail(topics, entries, ctx.Err())
+		h.settleFailed(topics, entries, ctx.Err()) // nothing was sent: nothing to forget
 		return
 	}
 	// An entry whose members all left before we got here may already have
@@ -181,6 +181,14 @@ func (h *Hub) subscribe(ctx context.Context, topics []string, entries []*entry) 
 // next Join tries again. go-redis remembers channels whose SUBSCRIBE
 // failed: the janitor unsubscribes them unless a topic is joined again.
 func (h *Hub) fail(topics []string, entries []*entry, err error) {
+	h.settleFailed(topics, entries, err)
+	h.forgetMu.Lock()
+	h.forget = append(h.forget, topics...)
+	h.forgetMu.Unlock()
+}
+
+// settleFailed removes failed entries and wakes their joiners with err.
+func (h *Hub) settleFailed(topics []string, entries []*entry, err error) {
 	for i, t := range topics {
 		s := h.shard(t)
 		s.mu.Lock()
@@ -192,9 +200,6 @@ func (h *Hub) fail(topics []string, entries []*entry, err error) {
 		close(entries[i].ready)
 		s.mu.Unlock()
 	}
-	h.forgetMu.Lock()
-	h.forget = append(h.forget, topics...)
-	h.forgetMu.Unlock()
 }
 
 func isClosed(c chan struct{}) bool {
