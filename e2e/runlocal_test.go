@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -84,7 +85,7 @@ func TestMakeRunPortTaken(t *testing.T) {
 	go func() { _ = srv.Serve(impostor) }()
 	t.Cleanup(func() { _ = srv.Close() })
 	taken := impostor.Addr().(*net.TCPAddr).Port
-	read1, read2 := redistest.FreePort(t), redistest.FreePort(t)
+	read1, read2 := listenPort(t), listenPort(t)
 
 	cmd := runLocal(t, taken, read1, read2)
 	var out bytes.Buffer
@@ -204,12 +205,36 @@ type madeRun struct {
 	ports  [3]int
 }
 
+// listenPort is a free port below the kernel's ephemeral range: the other
+// tests' outgoing connections take ports in that range all the time, so a
+// free one chosen there is often taken before make run binds it.
+func listenPort(t *testing.T) int {
+	t.Helper()
+	low := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil {
+				low = n
+			}
+		}
+	}
+	for range 100 {
+		port := 10000 + rand.IntN(max(low-10000, 1))
+		if ln, err := net.Listen("tcp", ":"+strconv.Itoa(port)); err == nil {
+			_ = ln.Close()
+			return port
+		}
+	}
+	t.Fatalf("no free port between 10000 and %d", low)
+	return 0
+}
+
 // startMakeRun runs make run on free ports until it prints its export
 // line. It returns nil, after logging why, if make run exited first, and
 // whether that was for a port taken meanwhile by another process.
 func startMakeRun(t *testing.T) (*madeRun, bool) {
 	t.Helper()
-	ports := [3]int{redistest.FreePort(t), redistest.FreePort(t), redistest.FreePort(t)}
+	ports := [3]int{listenPort(t), listenPort(t), listenPort(t)}
 	cmd := runLocal(t, ports[0], ports[1], ports[2])
 	pr, pw := io.Pipe()
 	cmd.Stdout, cmd.Stderr = pw, pw
