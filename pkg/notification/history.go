@@ -17,6 +17,26 @@ type HistoryPage struct {
 	BeforeLink uint32
 }
 
+// RangeQuery asks for the next page of a topic's history, for a replay:
+// the events with seq > After, oldest first, at most Count of them and at
+// most MaxBytes of stored bytes. The page's size is bounded before it is
+// read, so a reader can make room for it first.
+type RangeQuery struct {
+	Topic    string
+	Epoch    uint64 // the epoch the reader compared (Range does not check it)
+	After    uint64
+	Count    int64
+	MaxBytes int
+}
+
+// RangePage is what a RangeQuery read.
+type RangePage struct {
+	Events []Message
+	// Need is set, with no Events, when the next event alone is larger than
+	// MaxBytes: it is that event's size, to ask again with.
+	Need int
+}
+
 // ErrStateMoved is wrapped when a topic's history was lost or rewritten
 // while its state was being read in pages: what was read belongs to no
 // single position, and the read may start over.

@@ -3,7 +3,6 @@ package redisbus
 import (
 	"context"
 	_ "embed"
-	"errors"
 	"fmt"
 	"strconv"
 
@@ -11,11 +10,6 @@ import (
 
 	"notify/pkg/notification"
 )
-
-// RangeBytes bounds the events one Range returns: about this many bytes of
-// history (always at least one event), however large the events are, so
-// that what a reader holds per page is known before it reads.
-const RangeBytes = 256 << 10
 
 //go:embed range.lua
 var rangeLua string
@@ -25,14 +19,7 @@ type History struct {
 	client    redis.UniversalClient
 	keys      Keys
 	positions coalescer[string, notification.Position]
-	ranges    coalescer[rangeQuery, []notification.Message]
-}
-
-// rangeQuery is one Range call.
-type rangeQuery struct {
-	topic        string
-	epoch, after uint64
-	count        int64
+	ranges    coalescer[notification.RangeQuery, notification.RangePage]
 }
 
 // NewHistory wraps a client.
@@ -89,25 +76,23 @@ func (h *History) readPositions(ctx context.Context, topics []string) ([]notific
 	return out, errs
 }
 
-// Range returns up to count events of topic with seq > after, oldest first,
-// and no more than about RangeBytes of them (at least one): callers read
-// on from the last event returned. It does not check the epoch: callers
-// compare Positions first. Concurrent
-// calls share pipelines like Positions; the messages may be shared with
-// other callers: read them, do not change them.
-func (h *History) Range(ctx context.Context, topic string, epoch, after uint64, count int64) ([]notification.Message, error) {
-	out, err := h.ranges.do(ctx, []rangeQuery{{topic: topic, epoch: epoch, after: after, count: count}})
+// Range reads a page of history (notification.RangeQuery): it does not
+// check the epoch, callers compare Positions first. Concurrent calls
+// share pipelines like Positions; the messages may be shared with other
+// callers: read them, do not change them.
+func (h *History) Range(ctx context.Context, q notification.RangeQuery) (notification.RangePage, error) {
+	out, err := h.ranges.do(ctx, []notification.RangeQuery{q})
 	if err != nil {
-		return nil, fmt.Errorf("redisbus: read history of %s: %w", topic, err)
+		return notification.RangePage{}, fmt.Errorf("redisbus: read history of %s: %w", q.Topic, err)
 	}
 	return out[0], nil
 }
 
 // readRanges reads histories in one pipeline. Identical queries share one
-// XRANGE and its decoded messages: after a pod goes away, the streams of a
-// topic come back with the same cursor and ask for the same events.
-func (h *History) readRanges(ctx context.Context, qs []rangeQuery) ([][]notification.Message, []error) {
-	first := make(map[rangeQuery]int, len(qs))
+// script call and its decoded messages: after a pod goes away, the streams
+// of a topic come back with the same cursor and ask for the same events.
+func (h *History) readRanges(ctx context.Context, qs []notification.RangeQuery) ([]notification.RangePage, []error) {
+	first := make(map[notification.RangeQuery]int, len(qs))
 	cmds := make([]*redis.Cmd, len(qs))
 	_, _ = h.client.Pipelined(ctx, func(pipe redis.Pipeliner) error {
 		for i, q := range qs {
@@ -115,11 +100,11 @@ func (h *History) readRanges(ctx context.Context, qs []rangeQuery) ([][]notifica
 				continue
 			}
 			first[q] = i
-			cmds[i] = pipe.Eval(ctx, rangeLua, []string{h.keys.History(q.topic)}, q.after, q.count, RangeBytes)
+			cmds[i] = pipe.Eval(ctx, rangeLua, []string{h.keys.History(q.Topic)}, q.After, q.Count, q.MaxBytes)
 		}
 		return nil
 	}) // errors stay on each command
-	out := make([][]notification.Message, len(qs))
+	out := make([]notification.RangePage, len(qs))
 	errs := make([]error, len(qs))
 	for i, q := range qs {
 		if j := first[q]; j != i { // a duplicate of an earlier query
@@ -127,22 +112,23 @@ func (h *History) readRanges(ctx context.Context, qs []rangeQuery) ([][]notifica
 			continue
 		}
 		reply, err := cmds[i].Result()
-		if err != nil && !errors.Is(err, redis.Nil) {
-			errs[i] = err
-			continue
-		}
-		entries, err := xMessages(reply)
 		if err != nil {
 			errs[i] = err
 			continue
 		}
-		out[i], errs[i] = decodeRange(q, entries)
+		entries, need, err := rangeReply(reply)
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		out[i].Need = need
+		out[i].Events, errs[i] = decodeRange(q.Topic, q.Epoch, entries)
 	}
 	return out, errs
 }
 
-// decodeRange turns history entries into messages.
-func decodeRange(q rangeQuery, entries []redis.XMessage) ([]notification.Message, error) {
+// decodeRange turns topic's history entries of epoch into messages.
+func decodeRange(topic string, epoch uint64, entries []redis.XMessage) ([]notification.Message, error) {
 	out := make([]notification.Message, 0, len(entries))
 	for _, e := range entries {
 		seq, err := seqOf(e.ID)
@@ -163,12 +149,23 @@ func decodeRange(q rangeQuery, entries []redis.XMessage) ([]notification.Message
 		if err != nil {
 			return nil, fmt.Errorf("entry %d: %w", seq, err)
 		}
-		out = append(out, notification.Message{Topic: q.topic, Pos: notification.Position{Epoch: q.epoch, Seq: seq, Link: link}, Prev: prev, Type: typ, Envelope: env})
+		out = append(out, notification.Message{Topic: topic, Pos: notification.Position{Epoch: epoch, Seq: seq, Link: link}, Prev: prev, Type: typ, Envelope: env})
 	}
 	return out, nil
 }
 
-// xMessages reads range.lua's reply: stream entries as XRANGE gives them.
+// rangeReply reads range.lua's reply: {entries as XRANGE gives them, need}.
+func rangeReply(reply any) ([]redis.XMessage, int, error) {
+	parts, _ := reply.([]any)
+	if len(parts) != 2 {
+		return nil, 0, fmt.Errorf("%w: history page %v", notification.ErrBadMessage, reply)
+	}
+	need, _ := parts[1].(int64)
+	entries, err := xMessages(parts[0])
+	return entries, int(need), err
+}
+
+// xMessages reads stream entries as XRANGE gives them.
 func xMessages(reply any) ([]redis.XMessage, error) {
 	list, _ := reply.([]any)
 	out := make([]redis.XMessage, 0, len(list))

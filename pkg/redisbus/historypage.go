@@ -47,7 +47,7 @@ func (h *History) Newest(ctx context.Context, topic string, before uint64, limit
 	if err != nil {
 		return notification.HistoryPage{}, fmt.Errorf("redisbus: read history of %s: %w", topic, err)
 	}
-	msgs, err := decodeRange(rangeQuery{topic: topic, epoch: p.Head.Epoch}, entries.Val())
+	msgs, err := decodeRange(topic, p.Head.Epoch, entries.Val())
 	if err != nil {
 		return notification.HistoryPage{}, fmt.Errorf("redisbus: read history of %s: %w", topic, err)
 	}

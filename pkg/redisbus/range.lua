@@ -1,7 +1,8 @@
 -- A page of a topic's history: the entries after ARGV[1] (a sequence
--- number), at most ARGV[2] of them and about ARGV[3] bytes of field values,
--- always at least one. Entries are read in small batches, so the page's
--- size is known before a reader holds it.
+-- number), at most ARGV[2] of them and at most ARGV[3] bytes of field
+-- values. Entries are read in small batches, so the page's size is known
+-- before a reader holds it. Returns {entries, need}: need is 0, or, when
+-- the first entry alone is larger than ARGV[3], its size (and no entries).
 -- KEYS[1]: the topic's history stream.
 local start = '(0-' .. ARGV[1]
 local left = tonumber(ARGV[2])
@@ -14,8 +15,11 @@ while left > 0 do
     for i = 2, #e[2], 2 do
       size = size + #e[2][i]
     end
-    if #out > 0 and bytes + size > budget then
-      return out
+    if bytes + size > budget then
+      if #out == 0 then
+        return {out, size}
+      end
+      return {out, 0}
     end
     out[#out + 1] = e
     bytes = bytes + size
@@ -26,4 +30,4 @@ while left > 0 do
     break
   end
 end
-return out
+return {out, 0}

@@ -49,7 +49,7 @@ func TestPublishPositionsHistoryAndEpochs(t *testing.T) {
 	if err != nil || got[0] != last || !got[1].Zero() {
 		t.Fatalf("positions %+v, %v", got, err)
 	}
-	msgs, err := hist.Range(ctx, "seller:1", last.Epoch, 0, 100)
+	msgs, err := readRange(ctx, hist, "seller:1", last.Epoch, 0, 100)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +162,7 @@ func TestLinksChainEvents(t *testing.T) {
 			t.Fatalf("publish: %+v %v", pos, err)
 		}
 	}
-	msgs, err := hist.Range(ctx, "seller:1", 0, 0, 10)
+	msgs, err := readRange(ctx, hist, "seller:1", 0, 0, 10)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,7 +216,7 @@ func TestPublishOrderSurvivesScriptFlush(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	msgs, err := hist.Range(ctx, "seller:1", 0, 0, rounds*per)
+	msgs, err := readRange(ctx, hist, "seller:1", 0, 0, rounds*per)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -267,7 +267,7 @@ func TestConcurrentRangesShareCommands(t *testing.T) {
 		i := k % 3
 		wg.Go(func() {
 			<-start
-			msgs, err := hist.Range(ctx, topics[i], epoch[i], 4, 100)
+			msgs, err := readRange(ctx, hist, topics[i], epoch[i], 4, 100)
 			switch {
 			case err != nil:
 				errs <- err
@@ -355,9 +355,10 @@ func TestPublishGroupsByPartitionInCluster(t *testing.T) {
 	}
 }
 
-// A range of large events stops at about RangeBytes, with at least one
-// event however large; reading on from the last one returns the rest in
-// order.
+// A range stops before the event that would pass its byte bound. An event
+// larger than the bound alone comes with no events and its size; asked
+// again with that size, the page holds it. Reading on from the last event
+// returns the rest in order.
 func TestRangeIsBoundedInBytes(t *testing.T) {
 	t.Parallel()
 	r := redistest.Start(t)
@@ -376,24 +377,43 @@ func TestRangeIsBoundedInBytes(t *testing.T) {
 		}
 		epoch = pos[0].Pos.Epoch
 	}
+	const bound = 256 << 10
 	var pages [][]uint64
-	for after := uint64(0); after < uint64(len(sizes)); {
-		msgs, err := hist.Range(ctx, "seller:1", epoch, after, 500)
+	var needs []int
+	for after, maxBytes := uint64(0), bound; after < uint64(len(sizes)); {
+		p, err := hist.Range(ctx, notification.RangeQuery{Topic: "seller:1", Epoch: epoch, After: after, Count: 500, MaxBytes: maxBytes})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(msgs) == 0 {
+		if p.Need > 0 {
+			if len(p.Events) > 0 || p.Need <= maxBytes {
+				t.Fatalf("after %d with %d bytes: need %d with %d events", after, maxBytes, p.Need, len(p.Events))
+			}
+			needs = append(needs, p.Need)
+			maxBytes = p.Need
+			continue
+		}
+		if len(p.Events) == 0 {
 			t.Fatalf("empty page after %d", after)
 		}
 		var page []uint64
-		for _, m := range msgs {
+		for _, m := range p.Events {
 			page = append(page, m.Pos.Seq)
 		}
 		pages = append(pages, page)
-		after = msgs[len(msgs)-1].Pos.Seq
+		after, maxBytes = p.Events[len(p.Events)-1].Pos.Seq, bound
 	}
 	want := [][]uint64{{1, 2}, {3}, {4}, {5, 6, 7}} // 200 KiB, then 100 KiB (+400 KiB would pass), 400 KiB alone, the small ones
 	if !slices.EqualFunc(pages, want, slices.Equal) {
 		t.Fatalf("pages %v, want %v", pages, want)
 	}
+	if len(needs) != 1 || needs[0] < 400<<10 || needs[0] > 401<<10 {
+		t.Fatalf("sizes reported %v, want one of about 400 KiB", needs)
+	}
+}
+
+// readRange reads a page with room for any event.
+func readRange(ctx context.Context, hist *History, topic string, epoch, after uint64, count int64) ([]notification.Message, error) {
+	p, err := hist.Range(ctx, notification.RangeQuery{Topic: topic, Epoch: epoch, After: after, Count: count, MaxBytes: 1 << 30})
+	return p.Events, err
 }

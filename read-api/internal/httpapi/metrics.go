@@ -163,10 +163,10 @@ func (h countedHistory) Positions(ctx context.Context, topics []string) ([]notif
 	return p, err
 }
 
-func (h countedHistory) Range(ctx context.Context, topic string, epoch, after uint64, count int64) ([]notification.Message, error) {
-	msgs, err := h.History.Range(ctx, topic, epoch, after, count)
+func (h countedHistory) Range(ctx context.Context, q notification.RangeQuery) (notification.RangePage, error) {
+	p, err := h.History.Range(ctx, q)
 	h.m.historyRead("range", err)
-	return msgs, err
+	return p, err
 }
 
 func (m *Metrics) historyRead(kind string, err error) {

@@ -142,30 +142,31 @@ func (s *Stream) catchUpTo(ctx context.Context, i int, target notification.Posit
 		return nil
 	}
 	s.pos[i].Epoch = target.Epoch
+	size := firstPageBytes
 	for s.pos[i].Seq < target.Seq {
-		if err := s.replayPage(ctx, i, target); err != nil {
+		if err := s.replayPage(ctx, i, target, size); err != nil {
 			return err
 		}
+		size = pageBytes // a replay longer than a page reads on in full pages
 	}
 	return nil
 }
 
-// replayPage reads the next page of topic i's history up to target and
-// writes it to the client before it returns: a stream holds one page of
-// history at a time, counted in its backlog limit, and the pod holds at
-// most its replay budget's pages at once.
-func (s *Stream) replayPage(ctx context.Context, i int, target notification.Position) error {
-	budget := s.limits.Replay
-	if err := budget.acquire(ctx); err != nil {
-		return fmt.Errorf("%w: %w", errHistory, err)
-	}
-	defer budget.release()
+// replayPage reads the next page of topic i's history up to target, of at
+// most size bytes (or the next event alone, if it is larger), and writes
+// it to the client before it returns: a stream holds one page of history
+// at a time, counted in its backlog limit, and the pod holds at most its
+// replay budget's bytes at once.
+func (s *Stream) replayPage(ctx context.Context, i int, target notification.Position, size int) error {
 	after := s.pos[i].Seq
-	msgs, err := s.history.Range(ctx, s.topics[i], target.Epoch, after, min(replayPageEntries, int64(target.Seq-after)))
+	msgs, held, err := s.readPage(ctx, notification.RangeQuery{
+		Topic: s.topics[i], Epoch: target.Epoch, After: after,
+		Count: min(replayPageEntries, int64(target.Seq-after)), MaxBytes: size,
+	})
 	if err != nil {
-		s.log.Warn("history read failed", zap.Error(err))
-		return fmt.Errorf("%w: %w", errHistory, err)
+		return err
 	}
+	defer s.limits.Replay.release(held)
 	if len(msgs) == 0 {
 		s.resetTopic(i, target, reasonTrimmed)
 		return s.flushPage()
@@ -183,6 +184,43 @@ func (s *Stream) replayPage(ctx context.Context, i int, target notification.Posi
 		s.appendEvent(i, m.Pos, sse.AppendEvent(nil, m.Type, m.Envelope))
 	}
 	return s.flushPage()
+}
+
+// readPage reads the page q asks for once the replay budget has room for
+// q.MaxBytes, and keeps only what the page weighs: it returns the events
+// and the bytes the caller must release. An event larger than q.MaxBytes
+// is read alone, once there is room for it. Failures wrap errHistory.
+func (s *Stream) readPage(ctx context.Context, q notification.RangeQuery) ([]notification.Message, int, error) {
+	budget := s.limits.Replay
+	for {
+		if err := budget.acquire(ctx, q.MaxBytes); err != nil {
+			return nil, 0, fmt.Errorf("%w: %w", errHistory, err)
+		}
+		page, err := s.history.Range(ctx, q)
+		switch {
+		case err != nil:
+			budget.release(q.MaxBytes)
+			s.log.Warn("history read failed", zap.Error(err))
+			return nil, 0, fmt.Errorf("%w: %w", errHistory, err)
+		case page.Need > 0 && len(page.Events) == 0:
+			budget.release(q.MaxBytes)
+			q.MaxBytes = page.Need
+			continue
+		}
+		held := min(q.MaxBytes, weight(page.Events))
+		budget.release(q.MaxBytes - held)
+		return page.Events, held, nil
+	}
+}
+
+// weight is what a page holds of the budget: its events' stored bytes,
+// which History bounded by the query's MaxBytes.
+func weight(msgs []notification.Message) int {
+	n := 0
+	for _, m := range msgs {
+		n += len(m.Type) + len(m.Envelope)
+	}
+	return n
 }
 
 // flushPage writes a replayed page. While it waits for the client, the

@@ -17,33 +17,45 @@ import (
 )
 
 // pagedHistory returns pages of at most pageEntries events, as Redis
-// bounds a page's bytes, and records how many pages are read at once.
+// bounds a page's bytes, and records the bytes the streams made room for
+// in the pod's budget while reads were on their way.
 type pagedHistory struct {
 	*history
 	pageEntries           int64
 	mu                    sync.Mutex
 	pages                 int
-	inFlight, maxInFlight int
+	reserved, maxReserved int
 }
 
-func (p *pagedHistory) Range(ctx context.Context, topic string, epoch, after uint64, count int64) ([]notification.Message, error) {
+func (p *pagedHistory) Range(ctx context.Context, q notification.RangeQuery) (notification.RangePage, error) {
 	p.mu.Lock()
 	p.pages++
-	p.inFlight++
-	p.maxInFlight = max(p.maxInFlight, p.inFlight)
+	p.reserved += q.MaxBytes
+	p.maxReserved = max(p.maxReserved, p.reserved)
 	p.mu.Unlock()
 	time.Sleep(time.Millisecond) // a round trip: another stream may ask meanwhile
 	defer func() {
 		p.mu.Lock()
-		p.inFlight--
+		p.reserved -= q.MaxBytes
 		p.mu.Unlock()
 	}()
-	return p.history.Range(ctx, topic, epoch, after, min(count, p.pageEntries))
+	q.Count = min(q.Count, p.pageEntries)
+	return p.history.Range(ctx, q)
 }
 
-// Two streams resume 199 events each through a pod budget of one page:
-// history is read a page at a time, one page in the whole pod at once, and
-// each stream gets everything in order.
+// idle reports whether nothing holds any of b.
+func (b *ReplayBudget) idle() bool {
+	if !b.bytes.TryAcquire(b.size) {
+		return false
+	}
+	b.bytes.Release(b.size)
+	return true
+}
+
+// Two streams resume 199 events each through a pod budget of one full
+// page: history is read a page at a time, never more than the budget's
+// bytes of pages at once in the whole pod, and each stream gets
+// everything in order.
 func TestReplayReadsBoundedPagesWithinThePodBudget(t *testing.T) {
 	t.Parallel()
 	h := &pagedHistory{history: newHistory(), pageEntries: 4}
@@ -55,7 +67,7 @@ func TestReplayReadsBoundedPagesWithinThePodBudget(t *testing.T) {
 		}
 	}
 	l := limits()
-	l.Replay = NewReplayBudget(1)
+	l.Replay = NewReplayBudget(pageBytes)
 	from := cursorAt([]string{"a:1"}, notification.Position{Epoch: 7, Seq: 1, Link: link(0, 7, 1)})
 	var wg sync.WaitGroup
 	recs := []*recorder{newRecorder(), newRecorder()}
@@ -77,14 +89,48 @@ func TestReplayReadsBoundedPagesWithinThePodBudget(t *testing.T) {
 			t.Errorf("stream %d got %d events %v…, want %d", i, len(got), got[:min(len(got), 3)], len(want))
 		}
 	}
-	if h.maxInFlight != 1 {
-		t.Errorf("%d pages read at once, want 1 (the pod's budget)", h.maxInFlight)
+	if h.maxReserved > pageBytes {
+		t.Errorf("pages of %d bytes read at once, want at most %d (the pod's budget)", h.maxReserved, pageBytes)
 	}
 	if h.pages < 2*199/4 {
 		t.Errorf("%d pages read, want one per 4 events of each stream", h.pages)
 	}
-	if n := l.Replay.InFlight(); n != 0 {
-		t.Errorf("%d pages still held after the replays", n)
+	if !l.Replay.idle() {
+		t.Error("pages still held after the replays")
+	}
+}
+
+// A replay whose events are each larger than its first page reads each
+// one alone once the budget has room for it: the stream gets everything in
+// order and gives the budget back.
+func TestReplayReadsEventsLargerThanAPage(t *testing.T) {
+	t.Parallel()
+	h := newHistory()
+	h.pad = 3 * firstPageBytes
+	want := make([]string, 0, 29)
+	for seq := uint64(1); seq <= 30; seq++ {
+		h.add("a:1", 7, seq)
+		if seq > 1 {
+			want = append(want, fmt.Sprintf("a:1/7/%d", seq))
+		}
+	}
+	l := limits()
+	l.Replay = NewReplayBudget(pageBytes)
+	rec := newRecorder()
+	s := New([]string{"a:1"}, h, l, zap.NewNop())
+	from := cursorAt([]string{"a:1"}, notification.Position{Epoch: 7, Seq: 1, Link: link(0, 7, 1)})
+	if err := s.Begin(t.Context(), rec, Options{LastEventID: from, Expiry: time.Now().Add(time.Hour), MaxAge: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	evs, err := sseclient.ParseBytes(rec.bytes(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := datas(evs); !slices.Equal(got, want) {
+		t.Errorf("got %d events %v…, want %d", len(got), got[:min(len(got), 3)], len(want))
+	}
+	if !l.Replay.idle() {
+		t.Error("pages still held after the replay")
 	}
 }
 

@@ -138,10 +138,11 @@ func (s *Stream) resumable(ctx context.Context, i int, target notification.Posit
 	case target.Seq == cur.Seq:
 		return "", nil
 	}
-	msgs, err := s.history.Range(ctx, s.topics[i], target.Epoch, cur.Seq, 1)
+	msgs, held, err := s.readPage(ctx, notification.RangeQuery{Topic: s.topics[i], Epoch: target.Epoch, After: cur.Seq, Count: 1, MaxBytes: firstPageBytes})
 	if err != nil {
 		return "", fmt.Errorf("stream: read history of %s: %w", s.topics[i], err)
 	}
+	s.limits.Replay.release(held) // only the first event's position and link are kept
 	switch {
 	case len(msgs) == 0 || msgs[0].Pos.Seq != cur.Seq+1:
 		return reasonTrimmed, nil

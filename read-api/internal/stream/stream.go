@@ -22,11 +22,12 @@ import (
 	"notify/read-api/internal/hub"
 )
 
-// History reads topics' positions and past events. Range returns a bounded page (about 256 KiB however large
-// the events are, at least one event): a stream holds one page at a time.
+// History reads topics' positions and past events. Range returns a page
+// bounded in bytes before it is read (notification.RangeQuery): a stream
+// holds one page at a time, under the pod's ReplayBudget.
 type History interface {
 	Positions(ctx context.Context, topics []string) ([]notification.Position, error)
-	Range(ctx context.Context, topic string, epoch, after uint64, count int64) ([]notification.Message, error)
+	Range(ctx context.Context, q notification.RangeQuery) (notification.RangePage, error)
 }
 
 // Limits shape every stream of a pod.
@@ -46,7 +47,7 @@ type Limits struct {
 func DefaultLimits(heartbeat time.Duration) Limits {
 	return Limits{
 		Heartbeat: heartbeat, WriteTimeout: 10 * time.Second, MaxQueueEvents: 4096, MaxQueueBytes: 4 << 20, Retry: 2 * time.Second,
-		Replay: NewReplayBudget(replayPages),
+		Replay: NewReplayBudget(replayBytes),
 	}
 }
 

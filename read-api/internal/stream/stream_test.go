@@ -30,6 +30,7 @@ type history struct {
 	events map[string]map[uint64]string
 	last   map[string]uint64
 	branch uint32 // bumped to rewrite history, as a failover that lost the tail does
+	pad    int    // bytes added to every event's type, to make events large
 }
 
 func link(branch uint32, epoch, seq uint64) uint32 {
@@ -58,7 +59,7 @@ func (h *history) message(topic string, seq uint64) notification.Message {
 	e := h.epoch[topic]
 	return notification.Message{
 		Topic: topic, Pos: notification.Position{Epoch: e, Seq: seq, Link: link(h.branch, e, seq)}, Prev: link(h.branch, e, seq-1),
-		Type: "t", Envelope: []byte(`"` + h.events[topic][seq] + `"`),
+		Type: "t" + strings.Repeat("x", h.pad), Envelope: []byte(`"` + h.events[topic][seq] + `"`),
 	}
 }
 
@@ -84,16 +85,26 @@ func (h *history) Positions(_ context.Context, topics []string) ([]notification.
 	return out, nil
 }
 
-func (h *history) Range(_ context.Context, topic string, epoch, after uint64, count int64) ([]notification.Message, error) {
+func (h *history) Range(_ context.Context, q notification.RangeQuery) (notification.RangePage, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	var out []notification.Message
-	for seq := after + 1; seq <= h.last[topic] && int64(len(out)) < count; seq++ {
-		if _, ok := h.events[topic][seq]; ok && h.epoch[topic] == epoch {
-			out = append(out, h.message(topic, seq))
+	var p notification.RangePage
+	bytes := 0
+	for seq := q.After + 1; seq <= h.last[q.Topic] && int64(len(p.Events)) < q.Count; seq++ {
+		if _, ok := h.events[q.Topic][seq]; !ok || h.epoch[q.Topic] != q.Epoch {
+			continue
 		}
+		m := h.message(q.Topic, seq)
+		size := weight([]notification.Message{m})
+		if bytes+size > q.MaxBytes {
+			if len(p.Events) == 0 {
+				p.Need = size
+			}
+			break
+		}
+		p.Events, bytes = append(p.Events, m), bytes+size
 	}
-	return out, nil
+	return p, nil
 }
 
 // recorder is a ResponseWriter safe to read while the stream writes.
@@ -385,12 +396,12 @@ func (f *flakyHistory) Positions(ctx context.Context, topics []string) ([]notifi
 	return f.history.Positions(ctx, topics)
 }
 
-func (f *flakyHistory) Range(ctx context.Context, topic string, epoch, after uint64, count int64) ([]notification.Message, error) {
+func (f *flakyHistory) Range(ctx context.Context, q notification.RangeQuery) (notification.RangePage, error) {
 	if f.down.Load() {
 		f.failed.Add(1)
-		return nil, errRedisDown
+		return notification.RangePage{}, errRedisDown
 	}
-	return f.history.Range(ctx, topic, epoch, after, count)
+	return f.history.Range(ctx, q)
 }
 
 // A resync that cannot read history is retried, with nothing else to wake
