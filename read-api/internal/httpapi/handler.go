@@ -209,7 +209,7 @@ func (h *Handler) start(c *gin.Context, s *stream.Stream, a admission, hc *hijac
 	drained, release := h.drain.Register(s.Wake)
 	h.metrics.Connections.Inc()
 	h.metrics.Opened.Inc()
-	l := &lifecycle{h: h, s: s, topics: a.topics, subject: a.subject, release: release, setupDone: a.setupDone}
+	l := &lifecycle{h: h, s: s, topics: a.topics, subject: a.subject, release: release}
 	opts := stream.Options{
 		LastEventID: lastEventID(r),
 		Expiry:      a.claims.ExpiresAt.Time,
@@ -217,7 +217,7 @@ func (h *Handler) start(c *gin.Context, s *stream.Stream, a admission, hc *hijac
 		Drain:       drained,
 		Snapshot:    a.snapshot,
 	}
-	l.run(c, hc, opts)
+	l.run(c, hc, opts, a.setupDone)
 }
 
 // join subscribes the stream's topics and reads their positions, within

@@ -21,19 +21,17 @@ type lifecycle struct {
 	s       *stream.Stream
 	topics  []string
 	subject string
-	release func() // the drain's registration
-	// setupDone gives back the setup slot once the replay is written.
-	setupDone func()
-	conn      net.Conn // the hijacked connection; nil when net/http keeps it
-	unwatch   func()   // the hang-up watch; nil if the watch failed
+	release func()   // the drain's registration
+	conn    net.Conn // the hijacked connection; nil when net/http keeps it
+	unwatch func()   // the hang-up watch; nil if the watch failed
 }
 
 // run writes the response head and the replay on the handler's
-// goroutine, registers the client's hang-up and starts the stream's rounds
-// (stream.Detached). With the connection hijacked (hc), the handler then
+// goroutine, gives back the setup slot (setupDone), registers the
+// client's hang-up and starts the stream's rounds (stream.Detached). With the connection hijacked (hc), the handler then
 // returns. Otherwise the rounds write to net/http's ResponseWriter, which
 // must not outlive the handler: it waits for the stream's end.
-func (l *lifecycle) run(c *gin.Context, hc *hijacked, opts stream.Options) {
+func (l *lifecycle) run(c *gin.Context, hc *hijacked, opts stream.Options, setupDone func()) {
 	ctx, w := c.Request.Context(), http.ResponseWriter(c.Writer)
 	if hc != nil {
 		// History reads are bounded by the Redis client's own timeouts,
@@ -41,7 +39,7 @@ func (l *lifecycle) run(c *gin.Context, hc *hijacked, opts stream.Options) {
 		ctx, w, l.conn = context.Background(), hc, hc.conn
 	}
 	err := l.s.Begin(ctx, w, opts)
-	l.setupDone()
+	setupDone()
 	if err != nil {
 		setOutcome(c, hc, "stream ended during its replay")
 		l.end(err)

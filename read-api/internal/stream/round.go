@@ -23,8 +23,9 @@ const resyncRetry = 500 * time.Millisecond
 type runner struct {
 	s        *Stream
 	ctx      context.Context
-	opts     Options
-	try      TryWriter // the client, if it can be written without waiting; nil: every round may wait
+	expiry   time.Time       // Options.Expiry
+	drain    <-chan struct{} // Options.Drain
+	try      TryWriter       // the client, if it can be written without waiting; nil: every round may wait
 	maxAgeAt time.Time
 	retryAt  time.Time // zero: no resync retry pending
 	wakeAt   time.Time // when the next round is due unless woken before
@@ -34,7 +35,7 @@ type runner struct {
 }
 
 func newRunner(s *Stream, ctx context.Context, opts Options) *runner {
-	return &runner{s: s, ctx: ctx, opts: opts, maxAgeAt: time.Now().Add(opts.MaxAge)}
+	return &runner{s: s, ctx: ctx, expiry: opts.Expiry, drain: opts.Drain, maxAgeAt: time.Now().Add(opts.MaxAge)}
 }
 
 // outcome is how a round ended.
@@ -116,14 +117,14 @@ func (r *runner) frames(mayWait bool) (outcome, error) {
 // the stream reached its maximum age, or the token expired.
 func (r *runner) overdue() (reason int, over bool) {
 	select {
-	case <-r.opts.Drain:
+	case <-r.drain:
 		return endDrain, true
 	default:
 	}
 	switch {
 	case !r.now.Before(r.maxAgeAt):
 		return endMaxAge, true
-	case !r.now.Before(r.opts.Expiry):
+	case !r.now.Before(r.expiry):
 		return endExpired, true
 	}
 	return 0, false
@@ -214,7 +215,7 @@ func (r *runner) tryWrite() (outcome, error) {
 //
 //go:noinline
 func (r *runner) nextWake() {
-	r.wakeAt = earliest(r.s.lastWrite.Add(r.s.limits.Heartbeat), r.opts.Expiry, r.maxAgeAt)
+	r.wakeAt = earliest(r.s.lastWrite.Add(r.s.limits.Heartbeat), r.expiry, r.maxAgeAt)
 	if !r.retryAt.IsZero() {
 		r.wakeAt = earliest(r.wakeAt, r.retryAt)
 	}
