@@ -52,6 +52,19 @@ func (b *ReplayBudget) idle() bool {
 	return true
 }
 
+// resumeAfterFirst gives topic a:1 of h events 1 to n in epoch 7 and
+// returns what a stream resuming after the first must receive, and its
+// cursor.
+func resumeAfterFirst(h *history, n uint64) (want []string, from string) {
+	for seq := uint64(1); seq <= n; seq++ {
+		h.add("a:1", 7, seq)
+		if seq > 1 {
+			want = append(want, fmt.Sprintf("a:1/7/%d", seq))
+		}
+	}
+	return want, cursorAt([]string{"a:1"}, notification.Position{Epoch: 7, Seq: 1, Link: link(0, 7, 1)})
+}
+
 // Two streams resume 199 events each through a pod budget of one full
 // page: history is read a page at a time, never more than the budget's
 // bytes of pages at once in the whole pod, and each stream gets
@@ -59,16 +72,9 @@ func (b *ReplayBudget) idle() bool {
 func TestReplayReadsBoundedPagesWithinThePodBudget(t *testing.T) {
 	t.Parallel()
 	h := &pagedHistory{history: newHistory(), pageEntries: 4}
-	want := make([]string, 0, 199)
-	for seq := uint64(1); seq <= 200; seq++ {
-		h.add("a:1", 7, seq)
-		if seq > 1 {
-			want = append(want, fmt.Sprintf("a:1/7/%d", seq))
-		}
-	}
+	want, from := resumeAfterFirst(h.history, 200)
 	l := limits()
 	l.Replay = NewReplayBudget(pageBytes)
-	from := cursorAt([]string{"a:1"}, notification.Position{Epoch: 7, Seq: 1, Link: link(0, 7, 1)})
 	var wg sync.WaitGroup
 	recs := []*recorder{newRecorder(), newRecorder()}
 	for _, rec := range recs {
@@ -107,18 +113,11 @@ func TestReplayReadsEventsLargerThanAPage(t *testing.T) {
 	t.Parallel()
 	h := newHistory()
 	h.pad = 3 * firstPageBytes
-	want := make([]string, 0, 29)
-	for seq := uint64(1); seq <= 30; seq++ {
-		h.add("a:1", 7, seq)
-		if seq > 1 {
-			want = append(want, fmt.Sprintf("a:1/7/%d", seq))
-		}
-	}
+	want, from := resumeAfterFirst(h, 30)
 	l := limits()
 	l.Replay = NewReplayBudget(pageBytes)
 	rec := newRecorder()
 	s := New([]string{"a:1"}, h, l, zap.NewNop())
-	from := cursorAt([]string{"a:1"}, notification.Position{Epoch: 7, Seq: 1, Link: link(0, 7, 1)})
 	if err := s.Begin(t.Context(), rec, Options{LastEventID: from, Expiry: time.Now().Add(time.Hour), MaxAge: time.Hour}); err != nil {
 		t.Fatal(err)
 	}
