@@ -194,6 +194,9 @@ func (s *Stream) readPage(ctx context.Context, q notification.RangeQuery) ([]not
 	budget := s.limits.Replay
 	for {
 		if err := budget.acquire(ctx, q.MaxBytes); err != nil {
+			if ctx.Err() == nil { // not the caller giving up: an event larger than the whole budget
+				s.log.Warn("history page does not fit the replay budget", zap.Error(err))
+			}
 			return nil, 0, fmt.Errorf("%w: %w", errHistory, err)
 		}
 		page, err := s.history.Range(ctx, q)

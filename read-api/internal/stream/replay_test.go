@@ -188,3 +188,20 @@ func TestReplayPageCountsAgainstTheBacklogLimit(t *testing.T) {
 		t.Fatal("the replay did not end")
 	}
 }
+
+// A page larger than the whole budget is refused at once: waiting would
+// never end, since the budget can never hold it.
+func TestBudgetRefusesAPageLargerThanItself(t *testing.T) {
+	t.Parallel()
+	b := NewReplayBudget(100)
+	if err := b.acquire(t.Context(), 101); err == nil {
+		t.Fatal("acquired 101 bytes of a 100-byte budget")
+	}
+	if err := b.acquire(t.Context(), 100); err != nil {
+		t.Fatalf("the whole budget: %v", err)
+	}
+	b.release(100)
+	if !b.idle() {
+		t.Error("budget held after release")
+	}
+}
