@@ -365,26 +365,28 @@ func (h *Hub) Delivered() int64 { return h.delivered.Load() }
 
 // Topics is how many topics the registry holds (with or without members).
 func (h *Hub) Topics() int {
-	n := 0
-	for i := range h.shards {
-		s := &h.shards[i]
-		s.mu.RLock()
-		n += len(s.topics)
-		s.mu.RUnlock()
-	}
-	return n
+	return h.count(func(s *shard) int { return len(s.topics) })
 }
 
 // Members is how many stream registrations the registry holds, over all
 // topics.
 func (h *Hub) Members() int {
+	return h.count(func(s *shard) int {
+		n := 0
+		for _, e := range s.topics {
+			n += len(e.members)
+		}
+		return n
+	})
+}
+
+// count sums f over the shards, each read under its lock.
+func (h *Hub) count(f func(*shard) int) int {
 	n := 0
 	for i := range h.shards {
 		s := &h.shards[i]
 		s.mu.RLock()
-		for _, e := range s.topics {
-			n += len(e.members)
-		}
+		n += f(s)
 		s.mu.RUnlock()
 	}
 	return n

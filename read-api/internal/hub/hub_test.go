@@ -243,14 +243,7 @@ func TestDeliverSharesOneEvent(t *testing.T) {
 
 // idleTopics is the size of the janitor's idle set.
 func idleTopics(h *Hub) int {
-	n := 0
-	for i := range h.shards {
-		s := &h.shards[i]
-		s.mu.RLock()
-		n += len(s.idle)
-		s.mu.RUnlock()
-	}
-	return n
+	return h.count(func(s *shard) int { return len(s.idle) })
 }
 
 // The janitor looks only at topics without members: a topic enters its
