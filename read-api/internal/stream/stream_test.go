@@ -404,61 +404,52 @@ func (f *flakyHistory) Range(ctx context.Context, q notification.RangeQuery) (no
 	return f.history.Range(ctx, q)
 }
 
-// A resync that cannot read history is retried, with nothing else to wake
-// the stream, until Redis answers: the events missed then arrive in order.
-func TestResyncRetriesUntilHistoryAnswers(t *testing.T) {
+// A history read that fails while Redis is away is retried, with nothing
+// else to wake the stream, until Redis answers: the events missed then
+// arrive in order. Both ways a stream reads history after its start are
+// retried alike: a resync, and the gap before a live event.
+func TestHistoryReadsRetryUntilHistoryAnswers(t *testing.T) {
 	t.Parallel()
-	eachMode(t, func(t *testing.T, m mode) {
-		h := &flakyHistory{history: newHistory()}
-		h.add("a:1", 7, 1)
-		w, rec := m.client()
-		s := New([]string{"a:1"}, h, podLimits(t), zap.NewNop())
-		ctx, cancel := context.WithCancel(t.Context())
-		d, ended := start(t, ctx, s, w, Options{})
-		h.down.Store(true)
-		h.add("a:1", 7, 2)
-		h.add("a:1", 7, 3)
-		s.Resync("a:1")
-		until(t, "a failed resync, then the stream at rest", func() bool { return h.failed.Load() > 0 && d.state.Load() == idle })
-		h.down.Store(false) // only the retry can bring the events now
-		until(t, "the missed events", func() bool { return len(received(t, rec)) == 2 })
-		if got, want := received(t, rec), []string{"a:1/7/2", "a:1/7/3"}; !slices.Equal(got, want) {
-			t.Fatalf("got %v, want %v", got, want)
-		}
-		cancel()
-		if err := endsWith(t, ended, "hang-up"); err != nil {
-			t.Fatalf("onEnd(%v), want nil after a hang-up", err)
-		}
-	})
-}
-
-// A live event after a gap that history cannot fill now is retried like a
-// failed resync, with nothing else to wake the stream: once Redis answers,
-// the missing event and the live one arrive in order.
-func TestGapRetriesUntilHistoryAnswers(t *testing.T) {
-	t.Parallel()
-	eachMode(t, func(t *testing.T, m mode) {
-		h := &flakyHistory{history: newHistory()}
-		h.add("a:1", 7, 1)
-		w, rec := m.client()
-		s := New([]string{"a:1"}, h, podLimits(t), zap.NewNop())
-		ctx, cancel := context.WithCancel(t.Context())
-		d, ended := start(t, ctx, s, w, Options{})
-		until(t, "the stream at rest", func() bool { return d.state.Load() == idle })
-		h.down.Store(true)
-		h.add("a:1", 7, 2) // missed by the stream: only history has it
-		s.Push(h.add("a:1", 7, 3))
-		until(t, "a failed gap fill, then the stream at rest", func() bool { return h.failed.Load() > 0 && d.state.Load() == idle })
-		h.down.Store(false) // only the retry can bring the events now
-		until(t, "the gap and the live event", func() bool { return len(received(t, rec)) == 2 })
-		if got, want := received(t, rec), []string{"a:1/7/2", "a:1/7/3"}; !slices.Equal(got, want) {
-			t.Fatalf("got %v, want %v", got, want)
-		}
-		cancel()
-		if err := endsWith(t, ended, "hang-up"); err != nil {
-			t.Fatalf("onEnd(%v), want nil after a hang-up", err)
-		}
-	})
+	cases := []struct {
+		name string
+		miss func(h *flakyHistory, s *Stream) // while Redis is away
+	}{
+		{"resync", func(h *flakyHistory, s *Stream) {
+			h.add("a:1", 7, 2)
+			h.add("a:1", 7, 3)
+			s.Resync("a:1")
+		}},
+		{"gap", func(h *flakyHistory, s *Stream) {
+			h.add("a:1", 7, 2) // missed by the stream: only history has it
+			s.Push(h.add("a:1", 7, 3))
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			eachMode(t, func(t *testing.T, m mode) {
+				h := &flakyHistory{history: newHistory()}
+				h.add("a:1", 7, 1)
+				w, rec := m.client()
+				s := New([]string{"a:1"}, h, podLimits(t), zap.NewNop())
+				ctx, cancel := context.WithCancel(t.Context())
+				d, ended := start(t, ctx, s, w, Options{})
+				until(t, "the stream at rest", func() bool { return d.state.Load() == idle })
+				h.down.Store(true)
+				c.miss(h, s)
+				until(t, "a failed read, then the stream at rest", func() bool { return h.failed.Load() > 0 && d.state.Load() == idle })
+				h.down.Store(false) // only the retry can bring the events now
+				until(t, "the missed events", func() bool { return len(received(t, rec)) == 2 })
+				if got, want := received(t, rec), []string{"a:1/7/2", "a:1/7/3"}; !slices.Equal(got, want) {
+					t.Fatalf("got %v, want %v", got, want)
+				}
+				cancel()
+				if err := endsWith(t, ended, "hang-up"); err != nil {
+					t.Fatalf("onEnd(%v), want nil after a hang-up", err)
+				}
+			})
+		})
+	}
 }
 
 // Past the backlog limit the stream ends as slow instead of growing.
