@@ -12,6 +12,7 @@ import (
 
 	"notify/e2e/stack"
 	"notify/pkg/redisbus"
+	"notify/pkg/testwait"
 )
 
 func bearer(tok string) http.Header { return http.Header{"Authorization": {"Bearer " + tok}} }
@@ -198,7 +199,7 @@ func TestUnsubscribeAfterLastStream(t *testing.T) {
 	b.Close()
 	closed := time.Now()
 	pattern := redisbus.Keys{Prefix: "notify:"}.ChannelPattern()
-	waitUntil(t, 5*time.Second, "no topic channel subscribed after the last stream closed", func() bool {
+	testwait.Until(t, 5*time.Second, "no topic channel subscribed after the last stream closed", func() bool {
 		chans, err := rc.PubSubChannels(t.Context(), pattern).Result()
 		return err == nil && len(chans) == 0
 	})
@@ -231,7 +232,7 @@ func TestHistoryTTLExpiresHistory(t *testing.T) {
 		}
 	}
 	time.Sleep(1100 * time.Millisecond)
-	waitUntil(t, 3*time.Second, "history keys expired", func() bool {
+	testwait.Until(t, 3*time.Second, "history keys expired", func() bool {
 		return rc.Exists(t.Context(), keys.Meta("seller:1"), keys.History("seller:1")).Val() == 0
 	})
 

@@ -15,6 +15,7 @@ import (
 	"notify/pkg/publisher"
 	"notify/pkg/redistest"
 	"notify/pkg/sseclient"
+	"notify/pkg/testwait"
 )
 
 // markerSub is a reconnecting subscriber (resuming by cursor) that counts,
@@ -42,7 +43,7 @@ func subscribeMarkers(t *testing.T, ctx context.Context, readURL, token, topic s
 		t.Fatal(err)
 	}
 	go func() { _ = s.Run(ctx, m.record) }()
-	waitUntil(t, 10*time.Second, "the subscriber's stream is open", m.opened.Load)
+	testwait.Until(t, 10*time.Second, "the subscriber's stream is open", m.opened.Load)
 	return m
 }
 
@@ -124,7 +125,7 @@ func (l *keyedLoad) replays() int {
 func (l *keyedLoad) waitGrowth(t *testing.T, n int64, within time.Duration) {
 	t.Helper()
 	from := l.n.Load()
-	waitUntil(t, within, fmt.Sprintf("%d more accepted publishes", n), func() bool { return l.n.Load() >= from+n })
+	testwait.Until(t, within, fmt.Sprintf("%d more accepted publishes", n), func() bool { return l.n.Load() >= from+n })
 }
 
 // check waits until the subscriber has every accepted publish (except

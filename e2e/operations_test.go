@@ -24,6 +24,7 @@ import (
 	"notify/e2e/stack"
 	"notify/pkg/publisher"
 	"notify/pkg/redistest"
+	"notify/pkg/testwait"
 )
 
 // TestOperationsView runs a real Prometheus (Debian's prometheus binary)
@@ -57,11 +58,11 @@ func TestOperationsView(t *testing.T) {
 	t.Cleanup(func() { cancel(); load.Wait() })
 	makeTraffic(t, ctx, &load, s, w, r1, r2)
 
-	waitUntil(t, 60*time.Second, "Prometheus holds 15 scrapes of every target", func() bool {
+	testwait.Until(t, 60*time.Second, "Prometheus holds 15 scrapes of every target", func() bool {
 		res, err := prom.query(`count_over_time(up[1m]) >= 15`)
 		return err == nil && len(res) == 3
 	})
-	waitUntil(t, 30*time.Second, "Prometheus evaluated every alert rule", func() bool {
+	testwait.Until(t, 30*time.Second, "Prometheus evaluated every alert rule", func() bool {
 		rules, err := prom.rules()
 		if err != nil || len(rules) == 0 {
 			return false
@@ -164,7 +165,7 @@ func makeSlowClient(t *testing.T, ctx context.Context, r *stack.Proc, tok string
 		}
 	}
 	// Past the backlog limit, or once a write waited WriteTimeout (10 s).
-	waitUntil(t, 30*time.Second, "the slow client closed as slow", closed)
+	testwait.Until(t, 30*time.Second, "the slow client closed as slow", closed)
 }
 
 // thresholds are comparisons with a number: what turns an alert's series

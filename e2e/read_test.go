@@ -10,6 +10,7 @@ import (
 
 	"notify/e2e/stack"
 	"notify/pkg/devtoken"
+	"notify/pkg/testwait"
 )
 
 // Stream requests the API refuses, each with its problem+json status.
@@ -62,7 +63,7 @@ func TestStreamRefusals(t *testing.T) {
 	c.Close()
 	a.Close()
 	b.Close()
-	waitUntil(t, 3*time.Second, "a slot frees when a stream ends", func() bool {
+	testwait.Until(t, 3*time.Second, "a slot frees when a stream ends", func() bool {
 		c, err := stack.Open(t.Context(), r.URL+"/v1/stream?topic=seller:3", bearer(tok))
 		if err != nil {
 			return false
@@ -108,16 +109,5 @@ loop:
 	var v map[string]any
 	if err := json.Unmarshal([]byte(expiredEv), &v); err != nil {
 		t.Errorf("stream.expired data is not JSON: %v", err)
-	}
-}
-
-func waitUntil(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s: %s", within, what)
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"notify/e2e/stack"
 	"notify/pkg/notification"
 	"notify/pkg/redisbus"
+	"notify/pkg/testwait"
 )
 
 // Bounds of TestStalledReplaysHoldBoundedMemory. Ten streams replaying a
@@ -73,7 +74,7 @@ func TestStalledReplaysHoldBoundedMemory(t *testing.T) {
 	first := ev.ID
 	live.Close()
 	want := publish(1, events)
-	waitUntil(t, 10*time.Second, "the first stream released", func() bool { return metric(t, r, "notify_read_connections") == 0 })
+	testwait.Until(t, 10*time.Second, "the first stream released", func() bool { return metric(t, r, "notify_read_connections") == 0 })
 	baseRSS, err := r.RSS()
 	if err != nil {
 		t.Fatal(err)
@@ -86,7 +87,7 @@ func TestStalledReplaysHoldBoundedMemory(t *testing.T) {
 		stalled[i] = stallFrom(t, r, tok, topic, first)
 	}
 	peakRSS := baseRSS
-	waitUntil(t, 60*time.Second, "every stalled stream closed as slow", func() bool {
+	testwait.Until(t, 60*time.Second, "every stalled stream closed as slow", func() bool {
 		if rss, err := r.RSS(); err == nil {
 			peakRSS = max(peakRSS, rss)
 		}
@@ -112,10 +113,10 @@ func TestStalledReplaysHoldBoundedMemory(t *testing.T) {
 		return
 	}
 
-	waitUntil(t, 10*time.Second, "every resumed stream released", func() bool { return metric(t, r, "notify_read_connections") == 0 })
+	testwait.Until(t, 10*time.Second, "every resumed stream released", func() bool { return metric(t, r, "notify_read_connections") == 0 })
 	var rss int64
 	var heap float64
-	waitUntil(t, 30*time.Second, "memory back near its baseline", func() bool {
+	testwait.Until(t, 30*time.Second, "memory back near its baseline", func() bool {
 		rss, _ = r.RSS()
 		heap = metric(t, r, "go_memstats_heap_inuse_bytes")
 		return rss-baseRSS <= afterReplayGrowth && heap-baseHeap <= afterReplayGrowth

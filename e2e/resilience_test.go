@@ -15,6 +15,7 @@ import (
 	"notify/e2e/stack"
 	"notify/pkg/publisher"
 	"notify/pkg/redistest"
+	"notify/pkg/testwait"
 )
 
 // publisherFor returns a client that retries through outages with one
@@ -79,7 +80,7 @@ func clientsOver(t *testing.T, ctx context.Context, s *stack.Stack, pods []strin
 		}
 		clients = append(clients, c)
 	}
-	waitUntil(t, 15*time.Second, "every client streaming", func() bool {
+	testwait.Until(t, 15*time.Second, "every client streaming", func() bool {
 		for _, c := range clients {
 			if !c.Opened() {
 				return false
@@ -245,7 +246,7 @@ func TestPodKillAndDrainUnderLoad(t *testing.T) {
 				}
 				drainExit <- code
 			}()
-			waitUntil(t, 2*time.Second, "/readyz 503 while draining", func() bool {
+			testwait.Until(t, 2*time.Second, "/readyz 503 while draining", func() bool {
 				resp, err := http.Get(pods[1].URL + "/readyz")
 				if err != nil {
 					return true // already gone
@@ -357,12 +358,12 @@ func TestRedisRestartWithoutPersistence(t *testing.T) {
 	s.Redis.Kill()
 	s.Redis.Restart()
 	publishSteady(t, ctx, pub, ledger, topics, 40, 200, 1, nil)
-	waitUntil(t, 10*time.Second, "stream.reset for both topics", func() bool {
+	testwait.Until(t, 10*time.Second, "stream.reset for both topics", func() bool {
 		resets := c.Resets()
 		return slices.Contains(resets, "seller:1") && slices.Contains(resets, "seller:2")
 	})
 	// Everything published after the restart arrives, after what came before.
-	waitUntil(t, 10*time.Second, "every notification published after the restart", func() bool {
+	testwait.Until(t, 10*time.Second, "every notification published after the restart", func() bool {
 		for _, topic := range topics {
 			if stack.Compare(ledger.Topic(topic), c.Got(topic)) != nil {
 				return false

@@ -21,6 +21,7 @@ import (
 	"notify/pkg/redisbus"
 	"notify/pkg/redistest"
 	"notify/pkg/sseclient"
+	"notify/pkg/testwait"
 )
 
 // A client that stops reading while 50 MB flows to its topic: the pod's
@@ -109,7 +110,7 @@ func TestSlowClient(t *testing.T) {
 	if peakRSS-baseRSS > 64<<20 {
 		t.Errorf("read-api grew by %d MiB while a client stalled: memory is not bounded", (peakRSS-baseRSS)>>20)
 	}
-	waitUntil(t, 15*time.Second, "the slow stream is closed", func() bool {
+	testwait.Until(t, 15*time.Second, "the slow stream is closed", func() bool {
 		return metric(t, r, "notify_read_streams_closed_total{reason=\"slow\"}") >= 1 || metric(t, r, "notify_read_connections") == 1
 	})
 
@@ -193,7 +194,7 @@ func TestFrozenPodRecovers(t *testing.T) {
 	defer r.Signal(syscall.SIGCONT)
 	rc := s.Redis.Client()
 	blob := strings.Repeat("y", 4000)
-	waitUntil(t, 20*time.Second, "Redis drops the frozen pod's subscription", func() bool {
+	testwait.Until(t, 20*time.Second, "Redis drops the frozen pod's subscription", func() bool {
 		for i := range 20 {
 			topic := topics[i%2]
 			res, err := pub.Publish(ctx, publisher.Notification{Topics: []string{topic}, Type: "blob", Data: blob})

@@ -12,6 +12,7 @@ import (
 	"notify/pkg/publisher"
 	"notify/pkg/redisbus"
 	"notify/pkg/redistest"
+	"notify/pkg/testwait"
 )
 
 // Redis restarted empty: a snapshot stream resuming from its old cursor
@@ -33,7 +34,7 @@ func TestSnapshotAfterRedisLostData(t *testing.T) {
 	}
 
 	s.Redis.Restart() // no persistence: it comes back empty
-	waitUntil(t, 10*time.Second, "state readable again", func() bool {
+	testwait.Until(t, 10*time.Second, "state readable again", func() bool {
 		status, _, _ := getJSON(t, r, tok, "/v1/state", url.Values{"topic": {"device:1"}})
 		return status == 200
 	})

@@ -13,6 +13,7 @@ import (
 
 	"notify/pkg/notification"
 	"notify/pkg/redistest"
+	"notify/pkg/testwait"
 )
 
 func newBus(t *testing.T, r *redistest.Server) (*Publisher, *History) {
@@ -140,13 +141,7 @@ func TestSubscriberDeliversAndNoticesReconnect(t *testing.T) {
 
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 10s")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testwait.Until(t, 10*time.Second, "the condition", cond)
 }
 
 // Each event records its predecessor's link, in history and on the wire,

@@ -15,6 +15,7 @@ import (
 	"notify/pkg/devtoken"
 	"notify/pkg/redisbus"
 	"notify/pkg/redistest"
+	"notify/pkg/testwait"
 	"notify/read-api/internal/config"
 )
 
@@ -80,7 +81,7 @@ func TestStoppedAppsLeaveNoGoroutines(t *testing.T) {
 			}
 			c, _ := openRaw(t, app.Addr(), tok)
 			_ = c.Close() // the pod's watcher sees the hang-up and ends the stream
-			waitFor(t, 10*time.Second, "the stream ended", func() bool { return app.Streams() == 0 && app.Hub().Members() == 0 })
+			testwait.Until(t, 10*time.Second, "the stream ended", func() bool { return app.Streams() == 0 && app.Hub().Members() == 0 })
 		}
 		stopA()
 		stopB()
@@ -108,7 +109,7 @@ func TestConnectDisconnectCyclesReturnToBaseline(t *testing.T) {
 	// Warm up one cycle so lazily started goroutines (Redis pub/sub reader,
 	// pools) are part of the baseline.
 	cycle(t, client, base, "seller:warmup")
-	waitFor(t, 6*time.Second, "registry empty after warm-up", func() bool { return a.Hub().Topics() == 0 })
+	testwait.Until(t, 6*time.Second, "registry empty after warm-up", func() bool { return a.Hub().Topics() == 0 })
 	baseGoroutines := runtime.NumGoroutine()
 
 	const cycles, workers = 1000, 10
@@ -124,15 +125,15 @@ func TestConnectDisconnectCyclesReturnToBaseline(t *testing.T) {
 	if got := a.Hub().Topics(); got == 0 {
 		t.Fatalf("registry already empty right after the cycles: the unsubscribe delay is not being exercised")
 	}
-	waitFor(t, 6*time.Second, "registry back to empty", func() bool { return a.Hub().Topics() == 0 })
-	waitFor(t, 6*time.Second, "no Redis topic subscriptions", func() bool {
+	testwait.Until(t, 6*time.Second, "registry back to empty", func() bool { return a.Hub().Topics() == 0 })
+	testwait.Until(t, 6*time.Second, "no Redis topic subscriptions", func() bool {
 		chans, err := rc.PubSubChannels(t.Context(), redisbus.Keys{Prefix: "notify:"}.ChannelPattern()).Result()
 		return err == nil && len(chans) == 0
 	})
 	if got := a.Hub().Subscribed(); got != 0 {
 		t.Errorf("hub reports %d subscribed topics, want 0", got)
 	}
-	waitFor(t, 6*time.Second, fmt.Sprintf("goroutines back to %d", baseGoroutines), func() bool {
+	testwait.Until(t, 6*time.Second, fmt.Sprintf("goroutines back to %d", baseGoroutines), func() bool {
 		return runtime.NumGoroutine() <= baseGoroutines+2
 	})
 }
@@ -158,15 +159,4 @@ func cycle(t *testing.T, client *http.Client, base, topic string) {
 	_, _ = io.ReadAtLeast(resp.Body, buf, 8) // "retry: …": the stream is live
 	cancel()
 	resp.Body.Close()
-}
-
-func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for: %s", within, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }

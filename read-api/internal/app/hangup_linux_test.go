@@ -14,6 +14,7 @@ import (
 
 	"notify/pkg/devtoken"
 	"notify/pkg/redistest"
+	"notify/pkg/testwait"
 	"notify/read-api/internal/hangup"
 )
 
@@ -42,7 +43,7 @@ func TestHangupsAtTheHeadLeaveNothingBehind(t *testing.T) {
 		hangUp(t, a.Addr(), toks[0], mode)
 	}
 	settled := func() bool { return a.Streams() == 0 && a.Hub().Members() == 0 }
-	waitFor(t, 10*time.Second, "warm-up streams released", settled)
+	testwait.Until(t, 10*time.Second, "warm-up streams released", settled)
 	baseGoroutines, baseFDs, baseWatching := runtime.NumGoroutine(), ownFDs(t, r.Port), epoll.Watching()
 
 	start := time.Now()
@@ -57,11 +58,11 @@ func TestHangupsAtTheHeadLeaveNothingBehind(t *testing.T) {
 	wg.Wait()
 	t.Logf("%d clients hung up in %s", workers*perWorker, time.Since(start).Round(time.Millisecond))
 
-	waitFor(t, 15*time.Second, "every stream released and unregistered from the hub", settled)
-	waitFor(t, 5*time.Second, fmt.Sprintf("hang-up watches back to %d", baseWatching), func() bool { return epoll.Watching() == baseWatching })
-	waitFor(t, 5*time.Second, "no connection of a client left open", func() bool { return serverConns(t, a.Addr()) == 0 })
-	waitFor(t, 5*time.Second, fmt.Sprintf("descriptors (Redis connections aside) back to %d", baseFDs), func() bool { return ownFDs(t, r.Port) <= baseFDs })
-	waitFor(t, 5*time.Second, fmt.Sprintf("goroutines back to %d", baseGoroutines), func() bool { return runtime.NumGoroutine() <= baseGoroutines+2 })
+	testwait.Until(t, 15*time.Second, "every stream released and unregistered from the hub", settled)
+	testwait.Until(t, 5*time.Second, fmt.Sprintf("hang-up watches back to %d", baseWatching), func() bool { return epoll.Watching() == baseWatching })
+	testwait.Until(t, 5*time.Second, "no connection of a client left open", func() bool { return serverConns(t, a.Addr()) == 0 })
+	testwait.Until(t, 5*time.Second, fmt.Sprintf("descriptors (Redis connections aside) back to %d", baseFDs), func() bool { return ownFDs(t, r.Port) <= baseFDs })
+	testwait.Until(t, 5*time.Second, fmt.Sprintf("goroutines back to %d", baseGoroutines), func() bool { return runtime.NumGoroutine() <= baseGoroutines+2 })
 	// The subjects' stream counts were released too: each can stream again.
 	for _, tok := range toks {
 		c, _ := openRaw(t, a.Addr(), tok)

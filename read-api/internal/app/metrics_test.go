@@ -16,6 +16,7 @@ import (
 	"notify/pkg/notification"
 	"notify/pkg/redisbus"
 	"notify/pkg/redistest"
+	"notify/pkg/testwait"
 )
 
 // The operator's series move with what the pod does: streams opened and
@@ -44,7 +45,7 @@ func TestMetricsMove(t *testing.T) {
 
 	exact, _ := openStream(t, addr, tok, id)
 	reset, _ := openStream(t, addr, tok, "garbage!")
-	waitFor(t, 5*time.Second, "the lag observed once", func() bool {
+	testwait.Until(t, 5*time.Second, "the lag observed once", func() bool {
 		return scrape(t, addr)["notify_read_delivery_lag_seconds_count"] == 1
 	})
 	m = scrape(t, addr)
@@ -75,19 +76,19 @@ func TestMetricsMove(t *testing.T) {
 	for _, c := range []net.Conn{exact, reset} {
 		_ = c.Close()
 	}
-	waitFor(t, 5*time.Second, "two streams closed as client_gone", func() bool {
+	testwait.Until(t, 5*time.Second, "two streams closed as client_gone", func() bool {
 		return scrape(t, addr)[`notify_read_streams_closed_total{reason="client_gone"}`] == 2
 	})
 
 	// Redis goes away with one stream open: the pod says so, and after
 	// Redis is back it subscribes the stream's topics again.
 	r.Kill()
-	waitFor(t, 10*time.Second, "read errors and unready while Redis is down", func() bool {
+	testwait.Until(t, 10*time.Second, "read errors and unready while Redis is down", func() bool {
 		m := scrape(t, addr)
 		return m["notify_read_pubsub_read_errors_total"] >= 1 && m["notify_ready"] == 0 && m["notify_read_pubsub_healthy"] == 0
 	})
 	r.Restart()
-	waitFor(t, 15*time.Second, "topics resubscribed and ready again", func() bool {
+	testwait.Until(t, 15*time.Second, "topics resubscribed and ready again", func() bool {
 		m := scrape(t, addr)
 		return m["notify_read_pubsub_resubscribed_total"] >= 2 && m["notify_ready"] == 1 // seller:1 and broadcast
 	})
@@ -107,7 +108,7 @@ func TestLagFromEnvelopeTime(t *testing.T) {
 	pub := redisbus.NewPublisher(r.Client(), redisbus.Keys{Prefix: "notify:"}, redisbus.PublisherConfig{HistoryMaxLen: 100, HistoryTTL: time.Hour})
 	publish(t, pub, "seller:2", time.Now().Add(-time.Minute))
 	readEventID(t, br)
-	waitFor(t, 5*time.Second, "the lag observed", func() bool {
+	testwait.Until(t, 5*time.Second, "the lag observed", func() bool {
 		return scrape(t, a.Addr())["notify_read_delivery_lag_seconds_count"] == 1
 	})
 	m := scrape(t, a.Addr())

@@ -14,6 +14,7 @@ import (
 	"notify/pkg/devtoken"
 	"notify/pkg/redisbus"
 	"notify/pkg/redistest"
+	"notify/pkg/testwait"
 )
 
 // plainWriter is a ResponseWriter whose connection net/http cannot give
@@ -71,7 +72,7 @@ func TestStreamThroughNetHTTP(t *testing.T) {
 		defer close(returned)
 		a.srv.Handler.ServeHTTP(w, req)
 	}()
-	waitFor(t, 5*time.Second, "the stream's head", func() bool {
+	testwait.Until(t, 5*time.Second, "the stream's head", func() bool {
 		_, _, body := w.received()
 		return bytes.HasPrefix(body, []byte("retry: "))
 	})
@@ -81,7 +82,7 @@ func TestStreamThroughNetHTTP(t *testing.T) {
 
 	pub := redisbus.NewPublisher(r.Client(), redisbus.Keys{Prefix: "notify:"}, redisbus.PublisherConfig{HistoryMaxLen: 100, HistoryTTL: time.Hour})
 	publish(t, pub, "seller:plain", time.Now())
-	waitFor(t, 5*time.Second, "the event", func() bool {
+	testwait.Until(t, 5*time.Second, "the event", func() bool {
 		_, _, body := w.received()
 		return bytes.Contains(body, []byte("event: t.x\n"))
 	})

@@ -14,6 +14,7 @@ import (
 	"notify/pkg/notification"
 	"notify/pkg/redisbus"
 	"notify/pkg/redistest"
+	"notify/pkg/testwait"
 )
 
 // Open streams at rest hold no goroutine of their own: 300 of them leave
@@ -24,7 +25,7 @@ func TestRestingStreamsHoldNoGoroutine(t *testing.T) {
 	r := redistest.Start(t)
 	a := startApp(t, r)
 	cycle(t, &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}, "http://"+a.Addr()+"/v1/stream", "seller:warmup")
-	waitFor(t, 6*time.Second, "warm-up stream released", func() bool { return a.drain.Open() == 0 })
+	testwait.Until(t, 6*time.Second, "warm-up stream released", func() bool { return a.drain.Open() == 0 })
 	base := runtime.NumGoroutine()
 
 	const n = 300
@@ -37,7 +38,7 @@ func TestRestingStreamsHoldNoGoroutine(t *testing.T) {
 		}
 		conns[i], readers[i] = openRaw(t, a.Addr(), tok)
 	}
-	waitFor(t, 5*time.Second, fmt.Sprintf("goroutines back near %d with %d streams open", base, n), func() bool {
+	testwait.Until(t, 5*time.Second, fmt.Sprintf("goroutines back near %d with %d streams open", base, n), func() bool {
 		return runtime.NumGoroutine() <= base+10
 	})
 	if got := a.drain.Open(); got != n {
@@ -66,7 +67,7 @@ func TestRestingStreamsHoldNoGoroutine(t *testing.T) {
 	for _, c := range conns {
 		_ = c.Close()
 	}
-	waitFor(t, 3*time.Second, "every stream released after its client hung up", func() bool { return a.drain.Open() == 0 })
+	testwait.Until(t, 3*time.Second, "every stream released after its client hung up", func() bool { return a.drain.Open() == 0 })
 }
 
 // openRaw opens a stream over a plain connection and reads its head.

@@ -14,6 +14,7 @@ import (
 
 	"notify/pkg/devtoken"
 	"notify/pkg/redistest"
+	"notify/pkg/testwait"
 )
 
 // A client that leaves while its stream is being set up (Redis is slow to
@@ -41,7 +42,7 @@ func TestClientGoneDuringSetupIsNotAFailure(t *testing.T) {
 		}
 	}()
 	fmt.Fprintf(c, "GET /v1/stream?topic=seller:gone HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n", tok)
-	waitFor(t, 5*time.Second, "the stream waits for its subscription", func() bool { return a.Hub().Members() > 0 })
+	testwait.Until(t, 5*time.Second, "the stream waits for its subscription", func() bool { return a.Hub().Members() > 0 })
 	_ = c.(*net.TCPConn).CloseWrite() // the client leaves; it can still read what it is sent
 	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	got, err := io.ReadAll(c)
@@ -63,7 +64,7 @@ func TestClientGoneDuringSetupIsNotAFailure(t *testing.T) {
 			t.Errorf("logged %s %q %v for a client that left", e.Level, e.Message, e.ContextMap())
 		}
 	}
-	waitFor(t, 5*time.Second, "the stream's registration released", func() bool { return a.Hub().Members() == 0 && a.Streams() == 0 })
+	testwait.Until(t, 5*time.Second, "the stream's registration released", func() bool { return a.Hub().Members() == 0 && a.Streams() == 0 })
 }
 
 // The access log says what a stream's client got: a stream refused after
@@ -106,7 +107,7 @@ func TestAccessLogTellsWhatAStreamGot(t *testing.T) {
 func accessLogEntry(t *testing.T, logs *observer.ObservedLogs, path string) observer.LoggedEntry {
 	t.Helper()
 	var found []observer.LoggedEntry
-	waitFor(t, 5*time.Second, "the access log line of "+path, func() bool {
+	testwait.Until(t, 5*time.Second, "the access log line of "+path, func() bool {
 		found = logs.FilterMessage("request").FilterField(zap.String("path", path)).All()
 		return len(found) > 0
 	})

@@ -22,6 +22,7 @@ import (
 	"notify/pkg/devtoken"
 	"notify/pkg/redisbus"
 	"notify/pkg/redistest"
+	"notify/pkg/testwait"
 	"notify/read-api/internal/drain"
 	"notify/read-api/internal/hangup"
 	"notify/read-api/internal/hub"
@@ -91,7 +92,7 @@ func TestSetupsWaitForASlotWithinTheJoinTimeout(t *testing.T) {
 		t.Fatalf("reading the stream: %v", err)
 	}
 	// The stream stays open: its slot goes back once its replay is written.
-	waitFor(t, 5*time.Second, "only the test's own slot held", func() bool { return h.setups.inSetup() == 1 })
+	testwait.Until(t, 5*time.Second, "only the test's own slot held", func() bool { return h.setups.inSetup() == 1 })
 	held[1]()
 }
 
@@ -128,7 +129,7 @@ func TestBurstBeyondTheBoundIsServed(t *testing.T) {
 	if n := testutil.ToFloat64(h.metrics.refused[refusedBusy]); n != 0 {
 		t.Errorf("refused busy counted %v, want 0", n)
 	}
-	waitFor(t, 5*time.Second, "every setup slot given back", func() bool { return h.setups.inSetup() == 0 })
+	testwait.Until(t, 5*time.Second, "every setup slot given back", func() bool { return h.setups.inSetup() == 0 })
 }
 
 // With Redis stalled, streams waiting for a slot or for Redis are answered
@@ -171,7 +172,7 @@ func TestSetupsDuringARedisStallGiveTheirSlotsBack(t *testing.T) {
 	}
 	r.Signal(syscall.SIGCONT)
 	stopped = false
-	waitFor(t, 5*time.Second, "every setup slot given back", func() bool { return h.setups.inSetup() == 0 })
+	testwait.Until(t, 5*time.Second, "every setup slot given back", func() bool { return h.setups.inSetup() == 0 })
 }
 
 // startHandler serves the stream handler over real HTTP, on Redis r.
@@ -222,15 +223,4 @@ func streamRequest(t *testing.T, base, subject string) *http.Request {
 	}
 	req.Header.Set("Authorization", "Bearer "+tok)
 	return req
-}
-
-func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for: %s", within, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }

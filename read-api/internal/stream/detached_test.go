@@ -11,16 +11,13 @@ import (
 	"go.uber.org/zap"
 
 	"notify/pkg/sseclient"
+	"notify/pkg/testwait"
 )
 
 // until polls cond for up to 5 s.
 func until(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-	}
+	testwait.Until(t, 5*time.Second, what, cond)
 }
 
 func received(t *testing.T, rec *recorder) []string {
