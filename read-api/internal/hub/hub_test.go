@@ -140,11 +140,7 @@ func TestJoinWaitsForConfirmation(t *testing.T) {
 func TestTopicRefCounting(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
-		bus := newFakeBus()
-		h := New(bus, zap.NewNop())
-		ctx, cancel := context.WithCancel(t.Context())
-		defer cancel()
-		go h.Run(ctx)
+		bus, h, ctx := runningHub(t)
 
 		topics := []string{"seller:1"}
 		a, b := &member{}, &member{}
@@ -241,6 +237,17 @@ func TestDeliverSharesOneEvent(t *testing.T) {
 	}
 }
 
+// runningHub starts a hub on a fake bus, with its janitor running until
+// the test ends; ctx is the test's.
+func runningHub(t *testing.T) (*fakeBus, *Hub, context.Context) {
+	bus := newFakeBus()
+	h := New(bus, zap.NewNop())
+	ctx, cancel := context.WithCancel(t.Context())
+	t.Cleanup(cancel)
+	go h.Run(ctx)
+	return bus, h, ctx
+}
+
 // idleTopics is the size of the janitor's idle set.
 func idleTopics(h *Hub) int {
 	return h.count(func(s *shard) int { return len(s.idle) })
@@ -253,11 +260,7 @@ func idleTopics(h *Hub) int {
 func TestJanitorVisitsIdleTopicsOnly(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
-		bus := newFakeBus()
-		h := New(bus, zap.NewNop())
-		ctx, cancel := context.WithCancel(t.Context())
-		defer cancel()
-		go h.Run(ctx)
+		bus, h, ctx := runningHub(t)
 
 		busy := make([]string, 100)
 		for i := range busy {
