@@ -4,12 +4,14 @@ import (
 	"context"
 	"fmt"
 	"hash/maphash"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+	"golang.org/x/sync/semaphore"
 
 	"notify/pkg/notification"
 )
@@ -46,7 +48,7 @@ type Hub struct {
 	// It is not held for a reply, but a write may wait for go-redis to
 	// reconnect: a joiner gives up at its deadline rather than queue
 	// behind others while Redis stalls.
-	subLock    chan struct{}
+	subLock    *semaphore.Weighted // of 1
 	forgetMu   sync.Mutex
 	forget     []string     // topics whose SUBSCRIBE failed, for the janitor to unsubscribe
 	subscribed atomic.Int64 // topics held in Redis
@@ -73,7 +75,7 @@ type entry struct {
 
 // New returns a hub that subscribes through bus.
 func New(bus Bus, log *zap.Logger) *Hub {
-	h := &Hub{bus: bus, log: log, seed: maphash.MakeSeed(), subLock: make(chan struct{}, 1)}
+	h := &Hub{bus: bus, log: log, seed: maphash.MakeSeed(), subLock: semaphore.NewWeighted(1)}
 	for i := range h.shards {
 		h.shards[i].topics = map[string]*entry{}
 		h.shards[i].idle = map[string]*entry{}
@@ -137,10 +139,8 @@ func (h *Hub) Join(ctx context.Context, m Member, topics []string) error {
 // subscribe sends SUBSCRIBE for new entries and settles them when Redis
 // answers. Failed entries are removed, so the next Join tries again.
 func (h *Hub) subscribe(ctx context.Context, topics []string, entries []*entry) {
-	select {
-	case h.subLock <- struct{}{}:
-	case <-ctx.Done():
-		h.settleFailed(topics, entries, ctx.Err()) // nothing was sent: nothing to forget
+	if err := h.subLock.Acquire(ctx, 1); err != nil {
+		h.settleFailed(topics, entries, err) // nothing was sent: nothing to forget
 		return
 	}
 	// An entry whose members all left before we got here may already have
@@ -161,7 +161,7 @@ func (h *Hub) subscribe(ctx context.Context, topics []string, entries []*entry) 
 	if len(live) > 0 {
 		pending, err = h.bus.Subscribe(ctx, live...)
 	}
-	<-h.subLock
+	h.subLock.Release(1)
 	if err == nil && pending != nil {
 		err = pending.Wait(ctx)
 	}
@@ -299,8 +299,8 @@ func (h *Hub) Run(ctx context.Context) {
 // not cut short when ctx ends: Run returns after it, and only then may the
 // owner close the bus.
 func (h *Hub) unsubscribeIdle(ctx context.Context, now time.Time) {
-	h.subLock <- struct{}{}
-	defer func() { <-h.subLock }()
+	_ = h.subLock.Acquire(context.Background(), 1) // cannot fail: it never gives up
+	defer h.subLock.Release(1)
 	var idle []string
 	for i := range h.shards {
 		s := &h.shards[i]
@@ -336,13 +336,9 @@ func (h *Hub) failedUnjoined() []string {
 	failed := h.forget
 	h.forget = nil
 	h.forgetMu.Unlock()
+	slices.Sort(failed)
 	var out []string
-	seen := make(map[string]struct{}, len(failed))
-	for _, t := range failed {
-		if _, dup := seen[t]; dup {
-			continue
-		}
-		seen[t] = struct{}{}
+	for _, t := range slices.Compact(failed) {
 		s := h.shard(t)
 		s.mu.RLock()
 		_, joined := s.topics[t]
