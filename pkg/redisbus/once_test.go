@@ -91,13 +91,15 @@ func TestPublishNotResentAfterTimeout(t *testing.T) {
 	warm.Wait()
 
 	r.Signal(syscall.SIGSTOP)
-	stalled := func(do func(context.Context) error) error {
-		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	stalled := func(within time.Duration, do func(context.Context) error) error {
+		ctx, cancel := context.WithTimeout(ctx, within)
 		defer cancel()
 		return do(ctx)
 	}
-	errIncr := stalled(func(ctx context.Context) error { return c.Incr(ctx, keys.Prefix+"n").Err() })
-	errPub := stalled(func(ctx context.Context) error {
+	// The control gets room for go-redis's backoff between resends even on
+	// a loaded machine (with 2 s, one full `make test` saw a single copy).
+	errIncr := stalled(4*time.Second, func(ctx context.Context) error { return c.Incr(ctx, keys.Prefix+"n").Err() })
+	errPub := stalled(2*time.Second, func(ctx context.Context) error {
 		_, err := pub.Publish(ctx, []notification.Event{{Topic: "seller:1", Body: body(1)}})
 		return err
 	})
